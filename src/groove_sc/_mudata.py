@@ -1,0 +1,162 @@
+"""Helpers for MuData objects whose modalities hold *disjoint* cells (axis 0).
+
+Every function that reads or writes a union-of-cells object (``mdata.obsp``, ``mdata.obsm``)
+goes through these helpers, so that the mapping between a modality's local cell order and the
+global order of ``mdata.obs_names`` is computed in exactly one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from mudata import MuData
+
+
+def check_modalities(mdata: MuData, modalities: Sequence[str], what: str = "this call") -> None:
+    """Raise a clear error when a modality is absent from ``mdata.mod``.
+
+    Examples
+    --------
+    >>> check_modalities(mdata, ["rna", "prot"])  # doctest: +SKIP
+    """
+    if not isinstance(mdata, MuData):
+        raise TypeError(f"{what} needs a MuData object, got {type(mdata).__name__}.")
+    for m in modalities:
+        if m not in mdata.mod:
+            raise KeyError(
+                f"Modality '{m}' is not in mdata.mod (available: {list(mdata.mod)}); "
+                f"pass one of those names to {what}."
+            )
+
+
+def check_disjoint_obs_names(mdata: MuData, modalities: Sequence[str]) -> None:
+    """Raise when two modalities share obs_names (MuData would merge them into one cell).
+
+    Examples
+    --------
+    >>> check_disjoint_obs_names(mdata, ["rna", "prot"])  # doctest: +SKIP
+    """
+    seen: dict[str, str] = {}
+    for m in modalities:
+        names = mdata.mod[m].obs_names
+        if not names.is_unique:
+            dup = names[names.duplicated()][0]
+            raise ValueError(
+                f"obs_names of modality '{m}' are not unique (e.g. '{dup}'); "
+                f"call mdata['{m}'].obs_names_make_unique() first."
+            )
+        for other, other_names in seen.items():
+            shared = names.intersection(other_names)
+            if len(shared):
+                raise ValueError(
+                    f"Modalities '{other}' and '{m}' share {len(shared)} obs_names "
+                    f"(e.g. '{shared[0]}'): MuData would merge them into one cell. Weakly paired "
+                    "cells must have distinct names; prefix them, e.g. with groove_sc.pp.unpair "
+                    f"or mdata['{m}'].obs_names = '{m}:' + mdata['{m}'].obs_names, then "
+                    "mdata.update()."
+                )
+        seen[m] = names
+
+
+def modality_positions(mdata: MuData, mod: str) -> np.ndarray:
+    """Positions in ``mdata.obs_names`` of the cells of modality ``mod``, in the modality's order.
+
+    Examples
+    --------
+    >>> pos = modality_positions(mdata, "rna")  # doctest: +SKIP
+    >>> (mdata.obs_names[pos] == mdata["rna"].obs_names).all()  # doctest: +SKIP
+    True
+    """
+    check_modalities(mdata, [mod])
+    obsmap = np.asarray(mdata.obsmap[mod])
+    glob = np.flatnonzero(obsmap)
+    if len(glob) != mdata.mod[mod].n_obs:
+        # obsmap is stale (the user changed a modality without mdata.update()): fall back to names
+        idx = mdata.obs_names.get_indexer(mdata.mod[mod].obs_names)
+        if (idx < 0).any():
+            raise ValueError(
+                f"Cells of modality '{mod}' are missing from mdata.obs_names; call mdata.update()."
+            )
+        return idx.astype(np.int64)
+    pos = np.empty(len(glob), dtype=np.int64)
+    pos[obsmap[glob].astype(np.int64) - 1] = glob
+    return pos
+
+
+def embed_block(
+    mdata: MuData, block: sp.spmatrix | np.ndarray, source: str, target: str
+) -> sp.csr_matrix:
+    """Place a ``(n_source, n_target)`` block into a sparse ``(n_obs, n_obs)`` union matrix.
+
+    Never densifies: the block is converted to COO and its indices are remapped.
+
+    Examples
+    --------
+    >>> full = embed_block(mdata, coupling, "rna", "prot")  # doctest: +SKIP
+    """
+    rows = modality_positions(mdata, source)
+    cols = modality_positions(mdata, target)
+    block = sp.coo_matrix(block)
+    if block.shape != (len(rows), len(cols)):
+        raise ValueError(
+            f"Block shape {block.shape} does not match modalities '{source}' x '{target}' "
+            f"({len(rows)} x {len(cols)} cells)."
+        )
+    n = mdata.n_obs
+    full = sp.csr_matrix((block.data, (rows[block.row], cols[block.col])), shape=(n, n))
+    full.sum_duplicates()
+    return full
+
+
+def extract_block(mdata: MuData, key: str, source: str, target: str) -> sp.csr_matrix:
+    """Read the ``(n_source, n_target)`` block of ``mdata.obsp[key]`` (sparse CSR).
+
+    Examples
+    --------
+    >>> P = extract_block(mdata, "groove_coupling", "rna", "prot")  # doctest: +SKIP
+    """
+    if key not in mdata.obsp:
+        raise KeyError(
+            f"'{key}' is not in mdata.obsp (available: {list(mdata.obsp.keys())}); "
+            "run groove_sc.tl.align(..., key_added=...) first."
+        )
+    full = sp.csr_matrix(mdata.obsp[key])
+    rows = modality_positions(mdata, source)
+    cols = modality_positions(mdata, target)
+    return full[rows][:, cols].tocsr()
+
+
+def coupling_modalities(mdata: MuData, key: str) -> tuple[str, str]:
+    """Source and target modality of a stored coupling, from ``mdata.uns[key]``.
+
+    Examples
+    --------
+    >>> source, target = coupling_modalities(mdata, "groove_coupling")  # doctest: +SKIP
+    """
+    meta = mdata.uns.get(key)
+    if meta is None or "source" not in meta or "target" not in meta:
+        raise KeyError(
+            f"mdata.uns['{key}'] with 'source' and 'target' is missing; the coupling must come "
+            "from groove_sc.tl.align."
+        )
+    return str(meta["source"]), str(meta["target"])
+
+
+def set_union_obsm(mdata: MuData, key: str, per_mod: dict[str, np.ndarray]) -> None:
+    """Write a joint ``mdata.obsm[key]`` over the union of cells from per-modality blocks.
+
+    Cells of modalities not in ``per_mod`` get NaN rows.
+
+    Examples
+    --------
+    >>> set_union_obsm(mdata, "X_groove", {"rna": z_rna, "prot": z_prot})  # doctest: +SKIP
+    """
+    dims = {v.shape[1] for v in per_mod.values()}
+    if len(dims) != 1:
+        raise ValueError(f"Per-modality blocks have different widths {dims}.")
+    out = np.full((mdata.n_obs, dims.pop()), np.nan, dtype=np.float32)
+    for m, v in per_mod.items():
+        out[modality_positions(mdata, m)] = v
+    mdata.obsm[key] = out

@@ -1,0 +1,1 @@
+"""groove_sc.benchmark."""
