@@ -1,1 +1,5 @@
-"""groove_sc.tl."""
+"""Tools: embed a trained model, align modalities with optimal transport, impute."""
+
+from ._embed import embed
+
+__all__ = ["embed"]
