@@ -20,6 +20,7 @@ def check_modalities(mdata: MuData, modalities: Sequence[str], what: str = "this
     Examples
     --------
     >>> check_modalities(mdata, ["rna", "prot"])  # doctest: +SKIP
+
     """
     if not isinstance(mdata, MuData):
         raise TypeError(f"{what} needs a MuData object, got {type(mdata).__name__}.")
@@ -37,6 +38,7 @@ def check_disjoint_obs_names(mdata: MuData, modalities: Sequence[str]) -> None:
     Examples
     --------
     >>> check_disjoint_obs_names(mdata, ["rna", "prot"])  # doctest: +SKIP
+
     """
     seen: dict[str, str] = {}
     for m in modalities:
@@ -68,6 +70,7 @@ def modality_positions(mdata: MuData, mod: str) -> np.ndarray:
     >>> pos = modality_positions(mdata, "rna")  # doctest: +SKIP
     >>> (mdata.obs_names[pos] == mdata["rna"].obs_names).all()  # doctest: +SKIP
     True
+
     """
     check_modalities(mdata, [mod])
     obsmap = np.asarray(mdata.obsmap[mod])
@@ -95,6 +98,7 @@ def embed_block(
     Examples
     --------
     >>> full = embed_block(mdata, coupling, "rna", "prot")  # doctest: +SKIP
+
     """
     rows = modality_positions(mdata, source)
     cols = modality_positions(mdata, target)
@@ -116,6 +120,7 @@ def extract_block(mdata: MuData, key: str, source: str, target: str) -> sp.csr_m
     Examples
     --------
     >>> P = extract_block(mdata, "groove_coupling", "rna", "prot")  # doctest: +SKIP
+
     """
     if key not in mdata.obsp:
         raise KeyError(
@@ -134,6 +139,7 @@ def coupling_modalities(mdata: MuData, key: str) -> tuple[str, str]:
     Examples
     --------
     >>> source, target = coupling_modalities(mdata, "groove_coupling")  # doctest: +SKIP
+
     """
     meta = mdata.uns.get(key)
     if meta is None or "source" not in meta or "target" not in meta:
@@ -152,6 +158,7 @@ def set_union_obsm(mdata: MuData, key: str, per_mod: dict[str, np.ndarray]) -> N
     Examples
     --------
     >>> set_union_obsm(mdata, "X_groove", {"rna": z_rna, "prot": z_prot})  # doctest: +SKIP
+
     """
     dims = {v.shape[1] for v in per_mod.values()}
     if len(dims) != 1:

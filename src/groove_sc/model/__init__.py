@@ -1,1 +1,5 @@
-"""groove_sc.model."""
+"""The GROOVE model (scvi-tools model class)."""
+
+from ._groove import GROOVE
+
+__all__ = ["GROOVE"]

@@ -1,1 +1,17 @@
-"""groove_sc.module."""
+"""Torch building blocks of GROOVE: encoders/decoders, likelihoods, GroupCLIP, the VAE module."""
+
+from ._clip import group_clip_loss, pseudo_pair_indices, similarity_matrix
+from ._contrastive import CONTRASTIVE
+from ._likelihoods import LIKELIHOODS, LikelihoodHead, get_likelihood
+from ._vae import GROOVEVAE
+
+__all__ = [
+    "CONTRASTIVE",
+    "GROOVEVAE",
+    "LIKELIHOODS",
+    "LikelihoodHead",
+    "get_likelihood",
+    "group_clip_loss",
+    "pseudo_pair_indices",
+    "similarity_matrix",
+]

@@ -41,6 +41,7 @@ def embed(
     >>> gs.tl.embed(mdata, model, key_added="X_groove")  # doctest: +SKIP
     >>> mdata["rna"].obsm["X_groove"].shape  # doctest: +SKIP
     (1000, 32)
+
     """
     latents = model.get_latent_representation(mdata=mdata, modality=None, batch_size=batch_size)
     for mod, z in latents.items():

@@ -1,0 +1,515 @@
+"""The user-facing GROOVE model (scvi-tools ``BaseModelClass``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from mudata import MuData
+from scvi.data import AnnDataManager
+from scvi.data._manager import AnnDataManagerValidationCheck
+from scvi.data.fields import MuDataCategoricalObsField, MuDataLayerField
+from scvi.model.base import BaseModelClass
+from scvi.train import TrainingPlan, TrainRunner
+
+from .._mudata import check_disjoint_obs_names, check_modalities
+from ..data import GrooveDataModule, MuDataGroupLabelsField, encode_labels
+from ..module import GROOVEVAE
+from ..module._vae import batch_key as _bkey
+from ..module._vae import labels_key as _lkey
+from ..module._vae import x_key as _xkey
+from ._validation import check_matrix, get_matrix, resolve_likelihoods, shared_categories
+
+logger = logging.getLogger(__name__)
+
+
+class GROOVE(BaseModelClass):
+    """GROOVE: group-contrastive VAE for weakly paired modalities.
+
+    One encoder/decoder pair per modality maps cells into a shared latent space, trained with
+    each modality's likelihood, a KL term, on-the-fly backtranslation (x_a -> E_a -> D_b -> E_b
+    -> D_a) and GroupCLIP on the latent means, using only the perturbation label shared by cells
+    of different modalities.
+
+    Parameters
+    ----------
+    mdata
+        MuData registered with :meth:`setup_mudata`.
+    n_latent, n_hidden, n_layers, dropout_rate
+        Network sizes.
+    contrastive
+        ``"groupclip"`` (default), ``"clip"`` (random same-group pseudo-pairs), ``"supcon"``
+        (pooled modalities) or ``None`` (off).
+    backtranslation
+        On-the-fly backtranslation on/off.
+    alpha
+        Weight of backtranslation.
+    beta
+        Weight of the contrastive term.
+    temperature, learn_temperature, positives, similarity
+        GroupCLIP options, see :func:`groove_sc.module.group_clip_loss`.
+    **module_kwargs
+        Passed to :class:`groove_sc.module.GROOVEVAE` (``use_batch_norm``, ``use_layer_norm``).
+
+    Examples
+    --------
+    >>> import groove_sc as gs
+    >>> mdata = gs.datasets.simulate(n_perturbations=10, cells_per_perturbation=50, seed=0)
+    >>> gs.model.GROOVE.setup_mudata(mdata, perturbation_key="perturbation",
+    ...     modalities=["rna", "prot"], layers={"rna": "counts"},
+    ...     likelihoods={"rna": "nb", "prot": "normal"})
+    >>> model = gs.model.GROOVE(mdata, n_latent=16)
+    >>> model.train(max_epochs=5)  # doctest: +SKIP
+    >>> z = model.get_latent_representation(modality="rna")  # doctest: +SKIP
+
+    """
+
+    _module_cls = GROOVEVAE
+
+    def __init__(
+        self,
+        mdata: MuData,
+        n_latent: int = 32,
+        n_hidden: int = 128,
+        n_layers: int = 1,
+        dropout_rate: float = 0.1,
+        contrastive: Literal["groupclip", "clip", "supcon"] | None = "groupclip",
+        backtranslation: bool = True,
+        alpha: float = 1.0,
+        beta: float = 10.0,
+        temperature: float = 0.1,
+        learn_temperature: bool = False,
+        positives: Literal["sum_in_log", "mean_log"] = "sum_in_log",
+        similarity: Literal["cosine", "neg_sqeuclidean"] = "cosine",
+        **module_kwargs,
+    ):
+        super().__init__(mdata)
+        args = self._setup_args
+        mods = list(args["modalities"])
+        stats = self.summary_stats
+        n_input = {m: int(stats[f"n_{_xkey(m)}"]) for m in mods}
+        n_batch = {m: int(stats.get(f"n_{_bkey(m)}", 1)) for m in mods}
+        likelihoods = dict(args["likelihoods"])
+        lib_means = {}
+        for m in mods:
+            if likelihoods[m] in ("nb", "zinb", "poisson"):
+                x = self.adata_manager.get_from_registry(_xkey(m))
+                tot = np.asarray(x.sum(axis=1)).ravel()
+                lib_means[m] = float(np.log(np.clip(tot, 1, None)).mean())
+        self.module = self._module_cls(
+            n_input=n_input,
+            likelihoods=likelihoods,
+            n_batch=n_batch,
+            library_log_means=lib_means,
+            n_latent=n_latent,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            dropout_rate=dropout_rate,
+            contrastive=contrastive,
+            positives=positives,
+            similarity=similarity,
+            temperature=temperature,
+            learn_temperature=learn_temperature,
+            backtranslation=backtranslation,
+            alpha=alpha,
+            beta=beta,
+            **module_kwargs,
+        )
+        self._model_summary_string = (
+            f"GROOVE: modalities {mods} ({', '.join(f'{m}: {likelihoods[m]}' for m in mods)}), "
+            f"n_latent {n_latent}, contrastive {contrastive}, backtranslation {backtranslation}."
+        )
+        self.init_params_ = self._get_init_params(locals())
+
+    # ------------------------------------------------------------------- setup
+    @classmethod
+    def setup_anndata(cls, *args, **kwargs) -> None:
+        """Not supported: GROOVE models several modalities; use :meth:`setup_mudata`."""
+        raise NotImplementedError(
+            "GROOVE needs a MuData with one modality per measurement; use GROOVE.setup_mudata."
+        )
+
+    @classmethod
+    def setup_mudata(
+        cls,
+        mdata: MuData,
+        perturbation_key: str = "perturbation",
+        modalities: Sequence[str] | None = None,
+        layers: dict[str, str | None] | None = None,
+        likelihoods: dict[str, str] | None = None,
+        batch_key: str | None = None,
+        unlabeled_category: str | None = None,
+        **kwargs,
+    ) -> None:
+        """Register a weakly paired MuData (modalities measured in different cells).
+
+        Parameters
+        ----------
+        mdata
+            MuData whose modalities hold disjoint cells with distinct obs_names.
+        perturbation_key
+            ``.obs`` column, in every modality, with the perturbation (group) of each cell.
+            Missing values (and ``unlabeled_category``) mark unlabeled cells: they are used for
+            reconstruction only. Categories are mapped to one code shared by all modalities.
+        modalities
+            Modalities to model (two or more); default: all of ``mdata.mod``.
+        layers
+            Per modality, the layer holding the data (``None``/absent: ``.X``).
+        likelihoods
+            Per modality, one of ``"nb"``, ``"zinb"``, ``"poisson"`` (counts), ``"normal"``
+            (continuous), ``"bernoulli"`` (binary). Absent: ``"nb"`` for integer data, else
+            ``"normal"``.
+        batch_key
+            Optional ``.obs`` column (in every modality) with a batch covariate.
+        unlabeled_category
+            A category value that means "unlabeled" (e.g. ``"unassigned"``).
+        **kwargs
+            Passed to ``AnnDataManager.register_fields`` (used by :meth:`load`).
+
+        Notes
+        -----
+        As every scvi-tools model, registration writes integer code columns
+        ``_scvi_labels_<modality>`` (and ``_scvi_batch_<modality>``) into each modality's
+        ``.obs`` and ``_scvi_uuid``/``_scvi_manager_uuid`` into ``.uns``. Nothing else is
+        changed.
+
+        Examples
+        --------
+        >>> GROOVE.setup_mudata(mdata, perturbation_key="perturbation",
+        ...     modalities=["rna", "prot"], layers={"rna": "counts"},
+        ...     likelihoods={"rna": "nb", "prot": "normal"})  # doctest: +SKIP
+
+        """
+        setup_method_args = cls._get_setup_method_args(**locals())
+        if not isinstance(mdata, MuData):
+            raise TypeError(f"setup_mudata needs a MuData, got {type(mdata).__name__}.")
+        modalities = list(mdata.mod) if modalities is None else list(modalities)
+        if len(modalities) < 2:
+            raise ValueError(f"GROOVE needs at least two modalities, got {modalities}.")
+        check_modalities(mdata, modalities, "GROOVE.setup_mudata")
+        layers = dict(layers or {})
+        extra = set(layers) - set(modalities)
+        if extra:
+            raise KeyError(f"layers names modalities {sorted(extra)} not in {modalities}.")
+        check_disjoint_obs_names(mdata, modalities)
+        likelihoods = resolve_likelihoods(mdata, modalities, layers, likelihoods)
+        for m in modalities:
+            where = f"layer '{layers[m]}'" if layers.get(m) else ".X"
+            check_matrix(get_matrix(mdata.mod[m], layers.get(m), m), m, where, likelihoods[m])
+            if batch_key is not None and batch_key not in mdata.mod[m].obs:
+                raise KeyError(f"batch_key '{batch_key}' not found in mdata['{m}'].obs.")
+        categories = shared_categories(mdata, modalities, perturbation_key, unlabeled_category)
+        setup_method_args["setup_args"]["modalities"] = modalities
+        setup_method_args["setup_args"]["likelihoods"] = likelihoods
+        setup_method_args["setup_args"]["layers"] = {m: layers.get(m) for m in modalities}
+
+        fields = []
+        for m in modalities:
+            fields.append(
+                MuDataLayerField(
+                    _xkey(m), layers.get(m), mod_key=m, is_count_data=False, mod_required=True
+                )
+            )
+            fields.append(
+                MuDataGroupLabelsField(
+                    _lkey(m),
+                    perturbation_key,
+                    categories,
+                    unlabeled_category,
+                    mod_key=m,
+                    mod_required=True,
+                )
+            )
+            if batch_key is not None:
+                fields.append(
+                    MuDataCategoricalObsField(_bkey(m), batch_key, mod_key=m, mod_required=True)
+                )
+        manager = AnnDataManager(
+            fields=fields,
+            setup_method_args=setup_method_args,
+            validation_checks=AnnDataManagerValidationCheck(check_fully_paired_mudata=False),
+        )
+        manager.register_fields(mdata, **kwargs)
+        cls.register_manager(manager)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def _setup_args(self) -> dict:
+        return self.adata_manager.registry["setup_args"]
+
+    @property
+    def modalities(self) -> list[str]:
+        """Modalities the model was set up with."""
+        return list(self._setup_args["modalities"])
+
+    @property
+    def categories(self) -> np.ndarray:
+        """Perturbation categories; code ``k`` is ``categories[k]`` in every modality."""
+        reg = self.adata_manager.get_state_registry(_lkey(self.modalities[0]))
+        return np.asarray(reg["categorical_mapping"], dtype=str)
+
+    def _registry_keys(self, m: str) -> dict[str, type]:
+        keys = {_xkey(m): np.float32, _lkey(m): np.int64}
+        if self._setup_args.get("batch_key") is not None:
+            keys[_bkey(m)] = np.int64
+        return keys
+
+    def _codes(self, m: str) -> np.ndarray:
+        return np.asarray(self.adata_manager.get_from_registry(_lkey(m))).reshape(-1)
+
+    def _modality_arrays(self, mdata: MuData, m: str):
+        """Data matrix and batch codes of modality ``m`` of any MuData with the same features."""
+        if m not in self.modalities:
+            raise ValueError(f"Modality '{m}' is not one of the model's {self.modalities}.")
+        check_modalities(mdata, [m], "the model")
+        adata = mdata.mod[m]
+        x = get_matrix(adata, self._setup_args["layers"].get(m), m)
+        train_vars = self.adata_manager.get_state_registry(_xkey(m)).get("column_names")
+        if train_vars is not None and not np.array_equal(
+            np.asarray(adata.var_names), np.asarray(train_vars)
+        ):
+            raise ValueError(
+                f"Features of modality '{m}' differ from the training data's "
+                f"({adata.n_vars} vs {len(train_vars)}); subset/reorder them to the model's "
+                "var_names first."
+            )
+        bkey = self._setup_args.get("batch_key")
+        if bkey is None:
+            b = np.zeros(adata.n_obs, dtype=np.int64)
+        else:
+            mapping = self.adata_manager.get_state_registry(_bkey(m))["categorical_mapping"]
+            if bkey not in adata.obs:
+                raise KeyError(f"batch_key '{bkey}' not found in mdata['{m}'].obs.")
+            b = encode_labels(adata.obs[bkey], mapping)
+            if (b < 0).any():
+                raise ValueError(f"obs['{bkey}'] of modality '{m}' has batches unseen in training.")
+        return x, b
+
+    def _chunks(self, n: int, batch_size: int | None):
+        bs = int(batch_size or 1024)
+        for start in range(0, n, bs):
+            yield slice(start, min(start + bs, n))
+
+    @torch.inference_mode()
+    def _encode(self, mdata: MuData, m: str, batch_size: int | None, give_mean: bool):
+        x, b = self._modality_arrays(mdata, m)
+        dev = self.device
+        self.module.eval()
+        out = []
+        for sl in self._chunks(x.shape[0], batch_size):
+            xs = x[sl]
+            xs = xs.toarray() if sp.issparse(xs) else np.asarray(xs)
+            xt = torch.as_tensor(xs, dtype=torch.float32, device=dev)
+            bt = torch.as_tensor(b[sl], device=dev).reshape(-1, 1)
+            qz, z = self.module.encode(m, xt, bt)
+            out.append((qz.loc if give_mean else z).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.module.n_latent), np.float32)
+
+    # --------------------------------------------------------------- training
+    def train(
+        self,
+        max_epochs: int | None = None,
+        lr: float = 1e-3,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        train_size: float = 0.9,
+        validation_size: float | None = None,
+        batch_size: int = 256,
+        groups_per_batch: int | None = None,
+        cells_per_group: int | None = None,
+        early_stopping: bool = False,
+        early_stopping_monitor: str = "validation_loss",
+        early_stopping_patience: int = 20,
+        check_val_every_n_epoch: int | None = None,
+        n_epochs_kl_warmup: int | None = None,
+        seed: int | None = None,
+        plan_kwargs: dict | None = None,
+        **trainer_kwargs,
+    ) -> None:
+        """Train with group-balanced minibatches through scvi-tools' TrainRunner (Lightning).
+
+        Parameters
+        ----------
+        max_epochs
+            Epochs (one epoch = one pass over the largest modality's training cells);
+            default ``min(400, max(20, round(2e6 / n_cells)))``.
+        lr
+            Adam learning rate.
+        accelerator, devices
+            Lightning device selection; ``"auto"`` uses a GPU when present.
+        train_size, validation_size
+            Per-modality split fractions.
+        batch_size
+            Labeled cells per modality per batch (``groups_per_batch * cells_per_group``) when
+            those are not given.
+        groups_per_batch, cells_per_group
+            Batch composition: the same groups in every modality, ``cells_per_group`` cells each.
+            Default ``cells_per_group = 8`` (more when there are few groups) and
+            ``groups_per_batch = batch_size // cells_per_group``, at most the number of groups.
+        early_stopping, early_stopping_monitor, early_stopping_patience
+            Early stopping on a validation metric (total loss by default).
+        check_val_every_n_epoch
+            Validation frequency (1 when early stopping is on).
+        n_epochs_kl_warmup
+            Epochs of linear KL warm-up; default ``max_epochs // 4``.
+        seed
+            Seed of the data split and batch sampling (``scvi.settings.seed`` when ``None``).
+        plan_kwargs
+            Passed to :class:`scvi.train.TrainingPlan` (``weight_decay``, ``max_kl_weight``...).
+        **trainer_kwargs
+            Passed to :class:`scvi.train.Trainer`.
+
+        Examples
+        --------
+        >>> model.train(max_epochs=50, groups_per_batch=16, cells_per_group=8)  # doctest: +SKIP
+        >>> model.history["contrastive_train"].tail()  # doctest: +SKIP
+
+        """
+        mods = self.modalities
+        codes = {m: self._codes(m) for m in mods}
+        n_cells = sum(len(c) for c in codes.values())
+        if max_epochs is None:
+            max_epochs = int(min(400, max(20, round(2e6 / max(n_cells, 1)))))
+        shared = set.intersection(*(set(np.unique(c[c >= 0])) for c in codes.values()))
+        n_groups = max(len(shared), 1)
+        if cells_per_group is None:
+            cells_per_group = max(8, int(np.ceil(batch_size / n_groups)))
+            if groups_per_batch is not None:
+                cells_per_group = max(1, batch_size // groups_per_batch)
+        if groups_per_batch is None:
+            groups_per_batch = max(1, min(n_groups, batch_size // cells_per_group))
+        if seed is None:
+            from scvi import settings
+
+            seed = int(settings.seed or 0)
+        datamodule = GrooveDataModule(
+            self.adata_manager,
+            {m: self._registry_keys(m) for m in mods},
+            codes,
+            train_size=train_size,
+            validation_size=validation_size,
+            groups_per_batch=groups_per_batch,
+            cells_per_group=cells_per_group,
+            seed=seed,
+        )
+        plan_kwargs = dict(plan_kwargs or {})
+        plan_kwargs.setdefault("n_epochs_kl_warmup", n_epochs_kl_warmup or max(1, max_epochs // 4))
+        plan = TrainingPlan(self.module, lr=lr, **plan_kwargs)
+        if early_stopping:
+            if datamodule.n_val == 0:
+                raise ValueError("early_stopping needs a validation split (train_size < 1).")
+            check_val_every_n_epoch = check_val_every_n_epoch or 1
+            trainer_kwargs.update(
+                early_stopping=True,
+                early_stopping_monitor=early_stopping_monitor,
+                early_stopping_patience=early_stopping_patience,
+            )
+        if check_val_every_n_epoch is not None:
+            trainer_kwargs["check_val_every_n_epoch"] = check_val_every_n_epoch
+        trainer_kwargs.setdefault("enable_checkpointing", False)
+        runner = TrainRunner(
+            self,
+            training_plan=plan,
+            data_splitter=datamodule,
+            max_epochs=max_epochs,
+            accelerator=accelerator,
+            devices=devices,
+            **trainer_kwargs,
+        )
+        self._batch_composition = {
+            "groups_per_batch": int(groups_per_batch),
+            "cells_per_group": int(cells_per_group),
+        }
+        return runner()
+
+    # ---------------------------------------------------------------- queries
+    def get_latent_representation(
+        self,
+        mdata: MuData | None = None,
+        modality: str | None = None,
+        batch_size: int | None = None,
+        give_mean: bool = True,
+    ) -> np.ndarray | dict[str, np.ndarray]:
+        """Latent representation of the cells of one or every modality.
+
+        Parameters
+        ----------
+        mdata
+            MuData to embed (default: the registered one). A query MuData works too if its
+            modalities have the training features (a subset of modalities is fine).
+        modality
+            One modality -> ndarray ``(n_cells, n_latent)``; ``None`` -> dict over the model's
+            modalities present in ``mdata``.
+        batch_size
+            Cells per inference minibatch.
+        give_mean
+            Posterior mean (default) or one sample.
+
+        Examples
+        --------
+        >>> z = model.get_latent_representation(modality="rna")  # doctest: +SKIP
+
+        """
+        self._check_if_trained(warn=True)
+        mdata = self.adata if mdata is None else mdata
+        if modality is not None:
+            return self._encode(mdata, modality, batch_size, give_mean)
+        return {
+            m: self._encode(mdata, m, batch_size, give_mean)
+            for m in self.modalities
+            if m in mdata.mod
+        }
+
+    @torch.inference_mode()
+    def get_imputed_values(
+        self,
+        source: str,
+        target: str,
+        mdata: MuData | None = None,
+        batch_size: int | None = None,
+        library_size: float | None = None,
+    ) -> np.ndarray:
+        """Decoder translation: encode ``source`` cells, decode with ``target``'s decoder.
+
+        Parameters
+        ----------
+        source, target
+            Modalities.
+        mdata
+            MuData holding the source cells (default: the registered one).
+        batch_size
+            Cells per inference minibatch.
+        library_size
+            For a count target: library size of the expected counts (e.g. ``1e4``); default
+            the target modality's mean library size. Ignored for other likelihoods.
+
+        Returns
+        -------
+        ndarray ``(n_source_cells, n_target_features)`` of expected values (means of the
+        target likelihood: counts, continuous values or probabilities).
+
+        Examples
+        --------
+        >>> x = model.get_imputed_values(source="rna", target="prot")  # doctest: +SKIP
+
+        """
+        self._check_if_trained(warn=True)
+        if target not in self.modalities:
+            raise ValueError(f"target '{target}' is not one of the model's {self.modalities}.")
+        mdata = self.adata if mdata is None else mdata
+        z = self._encode(mdata, source, batch_size, give_mean=True)
+        out = []
+        self.module.eval()
+        for sl in self._chunks(z.shape[0], batch_size):
+            zt = torch.as_tensor(z[sl], device=self.device)
+            mean = self.module.translate(source, target, zt)
+            if library_size is not None and self.module.decoders[target].head.is_count:
+                i = self.modalities.index(target)
+                mean = mean / self.module.library_log_means[i].exp() * library_size
+            out.append(mean.cpu().numpy())
+        n_out = self.module.decoders[target].head.n_output
+        return np.concatenate(out) if out else np.zeros((0, n_out), np.float32)

@@ -1,0 +1,132 @@
+"""Input checks for ``GROOVE.setup_mudata``: clear errors naming the key and the modality."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+
+from ..module import LIKELIHOODS
+
+
+def get_matrix(adata: AnnData, layer: str | None, mod: str):
+    """The data matrix of a modality (``.X`` or a layer), with a clear error if absent."""
+    if layer is None:
+        if adata.X is None:
+            raise ValueError(f"Modality '{mod}' has no .X; pass layers={{'{mod}': <layer>}}.")
+        return adata.X
+    if layer not in adata.layers:
+        raise KeyError(
+            f"Layer '{layer}' not found in modality '{mod}' (available: {list(adata.layers)}); "
+            f"fix layers['{mod}']."
+        )
+    return adata.layers[layer]
+
+
+def _values(x) -> np.ndarray:
+    return np.asarray(x.data if sp.issparse(x) else x)
+
+
+def check_matrix(x, mod: str, where: str, likelihood: str) -> None:
+    """NaN/inf -> error; negative under a count likelihood -> error; non-integer -> warning."""
+    v = _values(x)
+    if not np.isfinite(v).all():
+        raise ValueError(
+            f"Modality '{mod}' ({where}) contains NaN or infinite values; remove or impute them "
+            "before setup_mudata."
+        )
+    if LIKELIHOODS[likelihood].is_count:
+        if (v < 0).any():
+            raise ValueError(
+                f"Modality '{mod}' ({where}) has negative values but likelihood '{likelihood}' "
+                "needs raw counts; point layers[...] at the counts or use likelihood 'normal'."
+            )
+        if not np.allclose(v, np.round(v)):
+            warnings.warn(
+                f"Modality '{mod}' ({where}) has non-integer values under count likelihood "
+                f"'{likelihood}'; is it normalised? Use the raw counts layer if you have one.",
+                UserWarning,
+                stacklevel=3,
+            )
+    elif likelihood == "bernoulli" and not np.isin(v, (0, 1)).all():
+        raise ValueError(
+            f"Modality '{mod}' ({where}) must be binary (0/1) for likelihood 'bernoulli'; "
+            "binarise it first."
+        )
+
+
+def guess_likelihood(x) -> str:
+    """``"nb"`` for non-negative integer data, else ``"normal"``."""
+    v = _values(x)
+    v = v[: min(v.size, 100_000)]
+    if v.size and (v >= 0).all() and np.allclose(v, np.round(v)):
+        return "nb"
+    return "normal"
+
+
+def resolve_likelihoods(
+    mdata, modalities: Sequence[str], layers: dict, likelihoods: dict | None
+) -> dict[str, str]:
+    """Fill in missing likelihoods (guessed from the data) and validate names."""
+    likelihoods = dict(likelihoods or {})
+    unknown = set(likelihoods) - set(modalities)
+    if unknown:
+        raise KeyError(f"likelihoods names modalities {sorted(unknown)} not in {list(modalities)}.")
+    out = {}
+    for m in modalities:
+        name = likelihoods.get(m)
+        if name is None:
+            name = guess_likelihood(get_matrix(mdata.mod[m], layers.get(m), m))
+        if name not in LIKELIHOODS:
+            raise ValueError(
+                f"Unknown likelihood {name!r} for modality '{m}'; valid ones are "
+                f"{sorted(LIKELIHOODS)}."
+            )
+        out[m] = name
+    return out
+
+
+def shared_categories(
+    mdata, modalities: Sequence[str], key: str, unlabeled_category: str | None
+) -> np.ndarray:
+    """Union of group categories over modalities, checked: labeled cells and a shared group."""
+    per_mod = {}
+    for m in modalities:
+        obs = mdata.mod[m].obs
+        if key not in obs:
+            raise KeyError(
+                f"perturbation_key '{key}' not found in mdata['{m}'].obs "
+                f"(columns: {list(obs.columns)[:10]}); add it or pass the right key."
+            )
+        col = obs[key]
+        lab = col[col.notna()].astype(str)
+        if unlabeled_category is not None:
+            lab = lab[lab != str(unlabeled_category)]
+        if len(lab) == 0:
+            raise ValueError(
+                f"Modality '{m}' has no labeled cells in obs['{key}']: GroupCLIP needs the "
+                "perturbation of at least some cells in every modality."
+            )
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            cats = [str(c) for c in col.cat.categories if str(c) in set(lab.unique())]
+        else:
+            cats = sorted(lab.unique())
+        per_mod[m] = cats
+    union: list[str] = []
+    seen: set[str] = set()
+    for cats in per_mod.values():
+        for c in cats:
+            if c not in seen:
+                seen.add(c)
+                union.append(c)
+    shared = set.intersection(*(set(c) for c in per_mod.values()))
+    if not shared:
+        raise ValueError(
+            f"No value of obs['{key}'] is shared by all modalities {list(modalities)}: weakly "
+            "paired training needs perturbations measured in every modality."
+        )
+    return np.asarray(union, dtype=str)
