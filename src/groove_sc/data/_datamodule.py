@@ -59,7 +59,7 @@ class GrooveDataModule(LightningDataModule):
 
     Examples
     --------
-    >>> dm = GrooveDataModule(manager, keys, codes, groups_per_batch=16, cells_per_group=8)  # doctest: +SKIP
+    >>> dm = GrooveDataModule(manager, keys, codes, 16, 8)  # doctest: +SKIP
 
     """
 

@@ -27,8 +27,10 @@ def groupclip_objective(
 def clip_objective(
     z: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], **kw
 ) -> torch.Tensor:
-    """CLIP with pseudo-pairs: each labeled cell is paired with one random same-group cell of the
-    other modality, then the symmetric InfoNCE is taken over those pairs (singleton groups).
+    """CLIP with pseudo-pairs (the baseline GroupCLIP replaces).
+
+    Each labeled cell is paired with one random same-group cell of the other modality, then the
+    symmetric InfoNCE is taken over those pairs (singleton groups).
     """
     losses = []
     for a, b in _pairs(z):
