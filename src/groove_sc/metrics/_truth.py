@@ -1,0 +1,122 @@
+"""Reading the evaluation truth and representations out of a MuData."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from mudata import MuData
+
+from .._mudata import check_modalities, modality_positions
+
+
+def _ids(mdata: MuData, mod: str, truth_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """String ids of a modality's cells and a mask of those with an id."""
+    obs = mdata.mod[mod].obs
+    if truth_key not in obs:
+        raise KeyError(
+            f"Truth column '{truth_key}' is missing from mdata['{mod}'].obs; metrics need the "
+            "shared cell id of co-assayed or simulated cells (groove_sc.datasets.simulate and "
+            "groove_sc.pp.unpair write obs['cell_id'])."
+        )
+    col = obs[truth_key]
+    present = ~pd.isna(col).to_numpy()
+    return col.astype(str).to_numpy(), present
+
+
+def truth_pairs(
+    mdata: MuData, source: str, target: str, truth_key: str = "cell_id"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the true partners between two modalities.
+
+    Source cells whose ``obs[truth_key]`` is missing or found in no target cell have no partner
+    and are left out.
+
+    Parameters
+    ----------
+    mdata
+        MuData with disjoint cells per modality.
+    source, target
+        Modality names.
+    truth_key
+        Column of each modality's ``.obs`` holding the shared cell id (unique within the
+        target modality).
+
+    Returns
+    -------
+    ``(source_idx, target_idx)``: integer positions (in each modality's own cell order) such
+    that ``mdata[source][source_idx[k]]`` and ``mdata[target][target_idx[k]]`` are one cell.
+
+    Examples
+    --------
+    >>> src, tgt = truth_pairs(mdata, "rna", "prot")  # doctest: +SKIP
+    >>> x = mdata["rna"].obsm["X_true_shared"][src]  # doctest: +SKIP
+
+    """
+    check_modalities(mdata, [source, target], "truth_pairs")
+    if source == target:
+        raise ValueError(f"source and target are both '{source}'; pass two different modalities.")
+    s_ids, s_ok = _ids(mdata, source, truth_key)
+    t_ids, t_ok = _ids(mdata, target, truth_key)
+    t_pos = np.flatnonzero(t_ok)
+    t_index = pd.Index(t_ids[t_pos])
+    if not t_index.is_unique:
+        dup = t_index[t_index.duplicated()][0]
+        raise ValueError(
+            f"obs['{truth_key}'] of modality '{target}' is not unique (e.g. '{dup}'): a source "
+            "cell would have several true partners."
+        )
+    hit = t_index.get_indexer(pd.Index(s_ids))
+    hit[~s_ok] = -1
+    source_idx = np.flatnonzero(hit >= 0)
+    if len(source_idx) == 0:
+        raise ValueError(
+            f"No cell of '{source}' shares obs['{truth_key}'] with a cell of '{target}': there is "
+            "no truth to evaluate against. Truth-based metrics need paired views "
+            "(simulate(paired=True) or pp.unpair(split='same'))."
+        )
+    return source_idx.astype(np.int64), t_pos[hit[source_idx]].astype(np.int64)
+
+
+def get_rep(mdata: MuData, mod: str, rep: str | np.ndarray | None) -> np.ndarray:
+    """A dense float64 representation of the cells of one modality.
+
+    ``rep`` is ``None`` or ``"X"`` (the modality's ``.X``), a key of ``mdata[mod].obsm``, a key of
+    the joint ``mdata.obsm`` (rows of the modality's cells are taken), or an array with one row
+    per cell of the modality.
+
+    Examples
+    --------
+    >>> z = get_rep(mdata, "prot", "X_groove")  # doctest: +SKIP
+
+    """
+    adata = mdata.mod[mod]
+    if rep is None or (isinstance(rep, str) and rep == "X"):
+        out = adata.X
+    elif isinstance(rep, str):
+        if rep in adata.obsm:
+            out = adata.obsm[rep]
+        elif rep in mdata.obsm:
+            out = np.asarray(mdata.obsm[rep])[modality_positions(mdata, mod)]
+        else:
+            raise KeyError(
+                f"Representation '{rep}' is in neither mdata['{mod}'].obsm "
+                f"({list(adata.obsm.keys())}) nor mdata.obsm ({list(mdata.obsm.keys())}); "
+                "run groove_sc.tl.embed or pass an array."
+            )
+    else:
+        out = rep
+    if sp.issparse(out):
+        out = out.toarray()
+    out = np.asarray(out, dtype=np.float64)
+    if out.ndim != 2 or out.shape[0] != adata.n_obs:
+        raise ValueError(
+            f"Representation for modality '{mod}' has shape {out.shape}; expected "
+            f"({adata.n_obs}, d), one row per cell."
+        )
+    if not np.isfinite(out).all():
+        raise ValueError(
+            f"Representation for modality '{mod}' contains NaN or infinite values (e.g. cells of "
+            "another modality in a joint obsm); pass a per-modality representation."
+        )
+    return out
