@@ -1,1 +1,19 @@
 """groove_sc.datasets."""
+
+from ._real import (  # real co-assayed screens (download + conversion)
+    DatasetNotAvailableError,
+    cache_dir,
+    frangieh_2021,
+    papalexi_2021,
+    read_frangieh_2021,
+    read_papalexi_2021,
+)
+
+__all__ = [
+    "DatasetNotAvailableError",
+    "cache_dir",
+    "frangieh_2021",
+    "papalexi_2021",
+    "read_frangieh_2021",
+    "read_papalexi_2021",
+]
