@@ -8,6 +8,7 @@ from ._real import (  # real co-assayed screens (download + conversion)
     read_frangieh_2021,
     read_papalexi_2021,
 )
+from ._simulate import simulate, simulate_sweep  # simulated weakly paired screens
 
 __all__ = [
     "DatasetNotAvailableError",
@@ -16,4 +17,6 @@ __all__ = [
     "papalexi_2021",
     "read_frangieh_2021",
     "read_papalexi_2021",
+    "simulate",
+    "simulate_sweep",
 ]
