@@ -51,7 +51,7 @@ class _Remote:
     fname: str
     url: str
     known_hash: str | None
-    size: str
+    size: str  # as recorded by the source, empty when unknown
     record: str
 
 
@@ -62,7 +62,7 @@ _PAPALEXI = _Remote(
     fname="papalexi_2021.h5mu",
     url="https://figshare.com/ndownloader/files/36509460",
     known_hash="md5:419ec1f14615b4423edd6f16b65c55a7",
-    size="about 0.7 GB",
+    size="",
     record="figshare file 36509460 (the MuData that pertpy.data.papalexi_2021 downloads)",
 )
 
@@ -73,14 +73,14 @@ _FRANGIEH_RNA = _Remote(
     fname="FrangiehIzar2021_RNA.h5ad",
     url="https://zenodo.org/records/13350497/files/FrangiehIzar2021_RNA.h5ad?download=1",
     known_hash="sha256:cc42ef38bcf703a00e0c77c7945dd53159b12d814c438ae8afeaed9bc71f48d1",
-    size="a few GB",
+    size="",
     record="scPerturb, Zenodo record 13350497",
 )
 _FRANGIEH_PROT = _Remote(
     fname="FrangiehIzar2021_protein.h5ad",
     url="https://zenodo.org/records/13350497/files/FrangiehIzar2021_protein.h5ad?download=1",
     known_hash="sha256:1f85827b5afad11a30d8ac99399772231110a1c3723bed6ecf7981a12cc3dbcc",
-    size="about 25 MB",
+    size="24,714,445 bytes",
     record="scPerturb, Zenodo record 13350497",
 )
 
@@ -126,7 +126,8 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
 
 def _manual_hint(remote: _Remote, target: Path) -> str:
     return (
-        f"Download '{remote.fname}' ({remote.size}; {remote.record}) by hand from\n"
+        f"Download '{remote.fname}' ({remote.size + '; ' if remote.size else ''}{remote.record}) "
+        "by hand from\n"
         f"    {remote.url}\n"
         f"and save it as\n"
         f"    {target}\n"
@@ -367,8 +368,9 @@ def papalexi_2021(
 ) -> MuData:
     """ECCITE-seq screen of Papalexi et al. 2021: RNA + 4 surface proteins in about 20,700 cells.
 
-    THP-1 cells stimulated with interferon-γ, 25 targeted genes (regulators of PD-L1) with
-    about 4 guides each plus non-targeting guides. The file (about 0.7 GB) is downloaded once from
+    THP-1 cells stimulated with interferon-γ, about 25 targeted genes (regulators of immune
+    checkpoints such as PD-L1), several guides each (111 guide features), plus non-targeting
+    guides. The file is downloaded once from
     figshare (https://figshare.com/ndownloader/files/36509460, the MuData distributed with pertpy)
     into ``data_dir`` and checked against the pinned MD5 ``419ec1f14615b4423edd6f16b65c55a7``.
     That checksum is copied from a public download script; it was not recomputed by the groove_sc
