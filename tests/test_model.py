@@ -225,3 +225,22 @@ def test_unknown_likelihood():
 
 def test_missing_layer():
     _bad(lambda m: None, "Layer 'raw' not found in modality 'rna'", layers={"rna": "raw"})
+
+
+def test_groupclip_latent_matches_views_better_than_no_contrastive():
+    """Direct FOSCTTM between the two views of each cell, GroupCLIP on vs off, same seeds."""
+    import scvi
+
+    scores = {"groupclip": [], None: []}
+    for seed in (0, 1):
+        for contrastive in scores:
+            scvi.settings.seed = seed
+            mdata = make_toy(n_groups=8, k=40, n_genes=60, n_prot=15, seed=seed, d=6)
+            GROOVE.setup_mudata(mdata, **SETUP)
+            model = GROOVE(mdata, n_latent=6, n_hidden=64, contrastive=contrastive)
+            model.train(max_epochs=25, **QUIET)
+            z = model.get_latent_representation()
+            scores[contrastive].append(gs.metrics.foscttm(z["rna"], z["prot"]))
+    with_clip, without = np.mean(scores["groupclip"]), np.mean(scores[None])
+    assert without > 0.25  # no cross-modal signal without the contrastive term
+    assert with_clip < 0.5 * without
