@@ -269,6 +269,13 @@ def evaluate_matching(
     >>> res["foscttm_barycentric"], res["trace"], res["trace_random_group"]  # doctest: +SKIP
 
     """
+    if not isinstance(mdata, MuData):
+        raise TypeError(f"evaluate_matching needs a MuData object, got {type(mdata).__name__}.")
+    if coupling_key not in mdata.obsp:
+        raise KeyError(
+            f"'{coupling_key}' is not in mdata.obsp (available: {list(mdata.obsp.keys())}); "
+            "run groove_sc.tl.align(..., key_added=...) first."
+        )
     source, target = coupling_modalities(mdata, coupling_key)
     check_modalities(mdata, [source, target], "evaluate_matching")
     P = extract_block(mdata, coupling_key, source, target).astype(np.float64)
