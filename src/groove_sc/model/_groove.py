@@ -10,8 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from mudata import MuData
-from scvi.data import AnnDataManager
-from scvi.data._manager import AnnDataManagerValidationCheck
+from scvi.data import AnnDataManager, AnnDataManagerValidationCheck
 from scvi.data.fields import MuDataCategoricalObsField, MuDataLayerField
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainingPlan, TrainRunner
