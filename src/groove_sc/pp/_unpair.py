@@ -44,13 +44,17 @@ def _strata(mdata: MuData, first: str, pos: np.ndarray, groupby: str | None) -> 
     """Group code of the cells at positions ``pos`` of modality ``first`` (stratified split)."""
     if groupby is None:
         return np.zeros(len(pos), dtype=np.int64)
-    obs = mdata.mod[first].obs
-    if groupby not in obs:
+    adata = mdata.mod[first]
+    if groupby in adata.obs:
+        col = adata.obs[groupby]
+    elif groupby in mdata.obs:
+        col = mdata.obs[groupby].reindex(adata.obs_names)
+    else:
         raise KeyError(
-            f"groupby column '{groupby}' is missing from mdata['{first}'].obs; pass a column of "
-            "the first modality, or None for an unstratified split."
+            f"groupby column '{groupby}' is in neither mdata['{first}'].obs nor mdata.obs; pass "
+            "an existing column, or None for an unstratified split."
         )
-    return pd.factorize(obs[groupby].astype(object).to_numpy()[pos], use_na_sentinel=False)[0]
+    return pd.factorize(col.astype(object).to_numpy()[pos], use_na_sentinel=False)[0]
 
 
 def unpair(
@@ -96,11 +100,12 @@ def unpair(
     seed
         Seed of the split and of the row shuffling.
     groupby
-        Optional column (of the first modality's ``.obs``) to stratify the disjoint split by, so
-        that each group (e.g. perturbation; missing labels form one stratum) is divided evenly.
+        Optional column (of the first modality's ``.obs``, else of ``mdata.obs``) to stratify the
+        disjoint split by, so that each group (e.g. perturbation; missing labels form one
+        stratum) is divided evenly.
     shuffle
         Put each modality's rows in an independent random order, so that row position carries
-        no pairing information.
+        no pairing information; ``False`` keeps each modality's original order.
 
     Returns
     -------
@@ -160,8 +165,8 @@ def unpair(
     ]
     mods = {}
     for m in modalities:
-        cells = parts[m]
-        pos = ids[m].get_indexer(cells)
+        pos = np.sort(ids[m].get_indexer(parts[m]))  # the modality's own order
+        cells = ids[m][pos]
         if shuffle:
             perm = rng.permutation(len(pos))
             pos, cells = pos[perm], cells[perm]
