@@ -1,0 +1,215 @@
+"""``tl.align``: couple the cells of two modalities with a registered aligner."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+from mudata import MuData
+
+from .._mudata import check_disjoint_obs_names, check_modalities, embed_block
+from ._aligners import ALIGNERS
+from ._aligners._problem import UseRep, as_h5_value, build_problem, rep_key
+from ._aligners._registry import check_total_mass
+
+#: Unlabeled dense methods (``eot``, ``egw_all``, ``coot``, ``fgw`` without groupby) refuse
+#: problems with more source x target pairs than this (5000 x 5000) unless ``max_pairs`` is raised.
+DEFAULT_MAX_PAIRS = 25_000_000
+
+
+def align(
+    mdata: MuData,
+    source: str,
+    target: str,
+    use_rep: UseRep = "X_groove",
+    method: str = "leot",
+    groupby: str | None = "perturbation",
+    epsilon: float | None = None,
+    key_added: str = "groove_coupling",
+    device: str = "cpu",
+    *,
+    backend: str | None = None,
+    dtype: str = "float32",
+    max_pairs: int | None = DEFAULT_MAX_PAIRS,
+    copy: bool = False,
+    **method_kwargs: Any,
+) -> MuData | None:
+    """Couple the cells of ``source`` with those of ``target`` by optimal transport.
+
+    The method is looked up in :data:`groove_sc.tl.ALIGNERS` (``eot``, ``leot``, ``egw``,
+    ``egw_all``, ``egwl``, ``fgw``, ``uot``, ``coot``, ``cootl``, ``knn``; see
+    :func:`groove_sc.tl.register_aligner` to add one).
+
+    Writes ``mdata.obsp[key_added]``: a sparse CSR matrix over the union of cells, nonzero only in
+    the source-rows x target-columns block, of total mass 1; and ``mdata.uns[key_added]`` with the
+    source, target, method, use_rep, groupby, parameters (absolute and relative epsilon, ...),
+    convergence diagnostics (per group where per group) and the runtime in seconds. Nothing else
+    of ``mdata`` is modified.
+
+    **Labels.** Label-constrained methods only couple cells with the same ``obs[groupby]``
+    value. Unlabeled cells (NaN) and cells whose group has no cell in the other modality are left
+    out with a warning that counts them: their rows/columns of the coupling are zero. Groups with
+    a single cell are kept. Each group carries a mass proportional to its number of source cells
+    (``group_weights="source"``, so every kept source cell has equal mass) for the balanced
+    per-group methods; ``uot`` instead gives every kept cell equal mass on both sides and lets
+    its marginal penalty absorb group-size differences.
+
+    **Epsilon** is relative to the cost scale: the absolute value is ``epsilon`` times the
+    largest cost the first Sinkhorn solve sees on the solved support (squared Euclidean cost for
+    ``eot``/``leot``/``uot``; the linearised Gromov-Wasserstein or COOT cost at the initial
+    coupling for the GW/COOT methods). Default ``5e-3`` (Perturb-OT's default) for every method
+    except ``coot``/``cootl`` (``1e-2``). Both values are recorded in ``uns``.
+
+    **Size limits.** Labeled methods never build an ``n_source x n_target`` matrix; only the
+    same-group blocks. Unlabeled dense methods (``eot``, ``egw_all``, ``coot``, and ``fgw`` with
+    ``groupby=None``) refuse problems with more than ``max_pairs`` cell pairs (default 25 million,
+    about 5000 x 5000) unless you pass a larger ``max_pairs`` (or ``None``).
+
+    Parameters
+    ----------
+    mdata
+        MuData with disjoint, prefixed cells per modality (axis 0).
+    source, target
+        Modality names; rows of the coupling are source cells, columns target cells.
+    use_rep
+        ``obsm`` key present in each modality (e.g. ``"X_groove"`` from :func:`groove_sc.tl.embed`)
+        or ``"X"`` for the features. GW and COOT methods compare each modality with itself and
+        accept different keys per modality: ``{"rna": "X_pca", "prot": "X"}``.
+    method
+        Registered aligner name.
+    groupby
+        Categorical ``obs`` column in both modalities (the perturbation). Ignored by unlabeled
+        methods; ``None`` runs ``knn`` and ``fgw`` over all cells.
+    epsilon
+        Entropic regularisation relative to the cost scale (see above); ``None``: method default.
+    key_added
+        Key in ``mdata.obsp`` and ``mdata.uns``.
+    device
+        ``"cpu"`` or a torch device such as ``"cuda"`` (then the solvers run on torch, batched).
+    backend
+        ``"numpy"`` or ``"torch"``; ``None`` picks numpy on CPU, torch elsewhere.
+    dtype
+        ``"float32"`` (default; kernels are log-stabilised) or ``"float64"``.
+    max_pairs
+        Size limit of unlabeled dense methods (``None``: no limit).
+    copy
+        Work on and return a copy of ``mdata`` instead of writing in place.
+    **method_kwargs
+        Passed to the aligner (e.g. ``tol``, ``max_iter``, ``alpha`` for ``fgw``, ``k`` for
+        ``knn``, ``reg_m`` for ``uot``); see each aligner's documentation.
+
+    Returns
+    -------
+    ``None``, or the modified copy when ``copy=True``.
+
+    Examples
+    --------
+    >>> import groove_sc as gs
+    >>> mdata = gs.datasets.simulate(n_perturbations=10, cells_per_perturbation=50, seed=0)  # doctest: +SKIP
+    >>> gs.tl.align(mdata, "rna", "prot", use_rep="X_groove", method="leot",
+    ...             groupby="perturbation")  # doctest: +SKIP
+    >>> mdata.obsp["groove_coupling"].sum()  # doctest: +SKIP
+    1.0
+    """
+    start = time.perf_counter()
+    if method not in ALIGNERS:
+        raise ValueError(
+            f"Unknown method {method!r}. Valid methods: {sorted(ALIGNERS)}; register a new one "
+            "with groove_sc.tl.register_aligner."
+        )
+    aligner = ALIGNERS[method]
+    check_modalities(mdata, [source, target], "groove_sc.tl.align")
+    if source == target:
+        raise ValueError(f"source and target are both '{source}'; pass two different modalities.")
+    check_disjoint_obs_names(mdata, [source, target])
+    if epsilon is not None and not (np.isfinite(epsilon) and epsilon > 0):
+        raise ValueError(
+            f"epsilon must be a positive number (relative to the cost scale), got {epsilon!r}; "
+            "pass None for the method default."
+        )
+    if not isinstance(key_added, str) or not key_added:
+        raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
+    if not aligner.accepts_any_keyword():
+        unknown = sorted(set(method_kwargs) - set(aligner.keyword_names()))
+        if unknown:
+            raise TypeError(
+                f"Method '{method}' got unexpected keyword argument(s) {unknown}; it accepts "
+                f"{aligner.keyword_names()}."
+            )
+    if aligner.labels == "ignored":
+        groupby = None
+    elif aligner.labels == "required" and groupby is None:
+        raise ValueError(
+            f"Method '{method}' is label-constrained and needs groupby= (an obs column present "
+            "in both modalities); for an unlabeled alignment use 'eot', 'egw_all' or 'coot'."
+        )
+    if aligner.shared_rep and not isinstance(use_rep, str):
+        keys = {rep_key(use_rep, m) for m in (source, target)}
+        if len(keys) != 1:
+            raise ValueError(
+                f"Method '{method}' needs one shared representation, got use_rep={use_rep!r}; "
+                "pass a single obsm key present in both modalities."
+            )
+        use_rep = keys.pop()
+
+    problem, dropped = build_problem(
+        mdata, source, target, method, use_rep, groupby, epsilon, device, backend, dtype
+    )
+    if aligner.dense and not problem.labeled and max_pairs is not None:
+        pairs = problem.n_source * problem.n_target
+        if pairs > max_pairs:
+            raise ValueError(
+                f"Method '{method}' solves one dense problem over all {problem.n_source} x "
+                f"{problem.n_target} = {pairs:,} cell pairs, above max_pairs={max_pairs:,}. Use a "
+                "label-constrained method (leot, egwl, cootl, ...), subsample, or pass a larger "
+                "max_pairs (or max_pairs=None) if the memory is available."
+            )
+    problem.rep(shared=aligner.shared_rep)  # fail early on missing keys / NaN / dimensions
+
+    result = aligner(problem, **method_kwargs)
+    coupling = check_total_mass(result.coupling.tocsr(), method)
+    if coupling.shape != (problem.n_source, problem.n_target):
+        raise ValueError(
+            f"Aligner '{method}' returned a coupling of shape {coupling.shape}, expected "
+            f"{(problem.n_source, problem.n_target)}."
+        )
+    out = mdata.copy() if copy else mdata
+    out.obsp[key_added] = embed_block(out, coupling, source, target)
+    convergence = as_h5_value(result.convergence)
+    out.uns[key_added] = as_h5_value(
+        {
+            "source": source,
+            "target": target,
+            "method": method,
+            "use_rep": use_rep if isinstance(use_rep, str) else dict(use_rep),
+            "groupby": groupby,
+            "parameters": result.parameters,
+            "convergence": convergence,
+            "dropped": dropped,
+            "n_source_used": int(np.diff(coupling.indptr).astype(bool).sum()),
+            "n_target_used": int(np.unique(coupling.indices).size),
+            "device": problem.ops.device,
+            "backend": problem.ops.name,
+            "dtype": problem.ops.dtype,
+            "runtime": time.perf_counter() - start,
+        }
+    )
+    if not convergence.get("converged", True):
+        warnings.warn(
+            f"tl.align(method='{method}') did not converge "
+            f"({_convergence_summary(convergence)}); increase max_iter or epsilon. Diagnostics "
+            f"are in mdata.uns['{key_added}']['convergence'].",
+            UserWarning,
+            stacklevel=2,
+        )
+    return out if copy else None
+
+
+def _convergence_summary(convergence: dict[str, Any]) -> str:
+    groups = convergence.get("groups")
+    if isinstance(groups, dict) and "converged" in groups:
+        flags = np.asarray(groups["converged"])
+        return f"{int((~flags).sum())} of {flags.size} groups above tolerance"
+    return ", ".join(f"{k}={v}" for k, v in convergence.items() if not isinstance(v, dict))

@@ -1,0 +1,159 @@
+"""Array backend for the solvers: numpy on CPU, torch on CPU or GPU, through POT's backend layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import ot
+
+#: Kernel bytes per chunk of padded groups on CPU (fits the L2/L3 caches: each chunk is iterated
+#: to convergence before the next one is touched).
+CPU_CHUNK_BYTES = 4 * 2**20
+#: Kernel bytes per chunk on a GPU (all groups of similar size in one tensor program).
+GPU_CHUNK_BYTES = 1024 * 2**20
+
+
+@dataclass
+class ArrayOps:
+    """The backend, device and floating dtype one alignment runs with.
+
+    Attributes
+    ----------
+    name
+        ``"numpy"`` or ``"torch"``.
+    device
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... (torch only for anything but ``"cpu"``).
+    dtype
+        ``"float32"`` or ``"float64"``.
+    nx
+        The POT backend object (``ot.backend.NumpyBackend`` / ``TorchBackend``).
+
+    Examples
+    --------
+    >>> ops = resolve_backend("cpu", None, "float32")  # doctest: +SKIP
+    >>> ops.name
+    'numpy'
+    """
+
+    name: str
+    device: str
+    dtype: str
+    nx: Any
+
+    @property
+    def chunk_bytes(self) -> int:
+        """Kernel memory per batch of padded groups.
+
+        Examples
+        --------
+        >>> resolve_backend("cpu").chunk_bytes  # doctest: +SKIP
+        4194304
+        """
+        return CPU_CHUNK_BYTES if self.device == "cpu" else GPU_CHUNK_BYTES
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per float.
+
+        Examples
+        --------
+        >>> resolve_backend("cpu", dtype="float64").itemsize  # doctest: +SKIP
+        8
+        """
+        return np.dtype(self.dtype).itemsize
+
+    def asarray(self, x: np.ndarray | float) -> Any:
+        """Move a numpy array (or scalar) to the backend, dtype and device.
+
+        Examples
+        --------
+        >>> ops.asarray(np.zeros(3))  # doctest: +SKIP
+        """
+        x = np.asarray(x, dtype=self.dtype)
+        if self.name == "numpy":
+            return x
+        import torch
+
+        return torch.as_tensor(x, device=self.device)
+
+    def index(self, idx: np.ndarray) -> Any:
+        """Integer index array on the backend's device.
+
+        Examples
+        --------
+        >>> ops.index(np.arange(3))  # doctest: +SKIP
+        """
+        idx = np.asarray(idx, dtype=np.int64)
+        if self.name == "numpy":
+            return idx
+        import torch
+
+        return torch.as_tensor(idx, device=self.device)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        """Backend array to numpy (copies from the GPU).
+
+        Examples
+        --------
+        >>> ops.to_numpy(ops.asarray(np.ones(2)))  # doctest: +SKIP
+        array([1., 1.])
+        """
+        if self.name == "numpy":
+            return np.asarray(x)
+        return x.detach().cpu().numpy()
+
+    def transpose(self, x: Any) -> Any:
+        """Swap the last two axes.
+
+        Examples
+        --------
+        >>> ops.transpose(ops.asarray(np.zeros((2, 3, 4)))).shape  # doctest: +SKIP
+        (2, 4, 3)
+        """
+        if self.name == "numpy":
+            return np.swapaxes(x, -1, -2)
+        return x.transpose(-1, -2)
+
+
+def resolve_backend(device: str = "cpu", backend: str | None = None, dtype: str = "float32") -> ArrayOps:
+    """Pick the array backend for a device.
+
+    Parameters
+    ----------
+    device
+        ``"cpu"`` (default) or a torch device string such as ``"cuda"``.
+    backend
+        ``"numpy"`` or ``"torch"``; ``None`` picks numpy on CPU and torch elsewhere.
+    dtype
+        ``"float32"`` (default: the kernels are stabilised, so single precision is safe) or
+        ``"float64"``.
+
+    Examples
+    --------
+    >>> resolve_backend("cuda").name  # doctest: +SKIP
+    'torch'
+    """
+    device = str(device)
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
+    if backend is None:
+        backend = "numpy" if device == "cpu" else "torch"
+    if backend == "numpy":
+        if device != "cpu":
+            raise ValueError(
+                f"backend='numpy' runs on the CPU only, but device={device!r}; pass "
+                "backend='torch' (or backend=None) for a GPU."
+            )
+        return ArrayOps("numpy", "cpu", dtype, ot.backend.NumpyBackend())
+    if backend == "torch":
+        import torch
+
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device={device!r} was requested but torch sees no CUDA GPU; use device='cpu'."
+            )
+        torch.empty(0, device=device)  # validates the device string early
+        return ArrayOps("torch", device, dtype, ot.backend.TorchBackend())
+    raise ValueError(f"backend must be 'numpy', 'torch' or None, got {backend!r}.")

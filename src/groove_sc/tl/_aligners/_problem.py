@@ -1,0 +1,350 @@
+"""What an aligner is given: cells, group codes, representations, epsilon and device."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from mudata import MuData
+
+from ._backend import ArrayOps, resolve_backend
+from ._groups import GroupLayout
+
+UseRep = str | dict[str, str]
+
+
+def rep_key(use_rep: UseRep, mod: str) -> str:
+    """The representation key of modality ``mod`` (``use_rep`` may be a per-modality dict).
+
+    Examples
+    --------
+    >>> rep_key({"rna": "X_pca", "prot": "X"}, "prot")
+    'X'
+    """
+    if isinstance(use_rep, str):
+        return use_rep
+    if isinstance(use_rep, dict):
+        if mod not in use_rep:
+            raise KeyError(
+                f"use_rep is a dict without an entry for modality '{mod}' (keys: "
+                f"{list(use_rep)}); give a key for every modality, e.g. "
+                f"use_rep={{'{mod}': 'X_pca', ...}}."
+            )
+        return str(use_rep[mod])
+    raise TypeError(f"use_rep must be a str or a dict {{modality: key}}, got {type(use_rep).__name__}.")
+
+
+def read_rep(mdata: MuData, mod: str, key: str) -> np.ndarray:
+    """``mdata[mod].obsm[key]`` (or ``.X`` for ``key="X"``) as a dense float64 array.
+
+    Examples
+    --------
+    >>> read_rep(mdata, "rna", "X_groove").shape  # doctest: +SKIP
+    (500, 32)
+    """
+    adata = mdata.mod[mod]
+    if key == "X":
+        x = adata.X
+        if x is None:
+            raise ValueError(f"mdata['{mod}'].X is empty; pass use_rep= an obsm key instead.")
+    elif key in adata.obsm:
+        x = adata.obsm[key]
+    else:
+        raise KeyError(
+            f"use_rep '{key}' is not in mdata['{mod}'].obsm (available: {list(adata.obsm)}). "
+            "Run groove_sc.tl.embed(mdata, model, key_added=...) or sc.pp.pca on the modality, "
+            "or pass use_rep='X' to use its features."
+        )
+    if isinstance(x, pd.DataFrame):
+        x = x.to_numpy()
+    if sp.issparse(x):
+        x = x.toarray()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"Representation '{key}' of modality '{mod}' is not 2-D (shape {x.shape}).")
+    return x
+
+
+@dataclass
+class AlignProblem:
+    """The prepared input of one alignment (built by :func:`groove_sc.tl.align`).
+
+    Aligners read cells, groups and representations from here and never from ``mdata.obs``
+    directly (in particular never the truth column ``obs["cell_id"]``).
+
+    Attributes
+    ----------
+    mdata
+        The MuData (read only).
+    source, target
+        Modality names.
+    method
+        The registered method name.
+    use_rep
+        Representation key, or a dict ``{modality: key}``.
+    groupby
+        Label column, or ``None`` when the problem is over all cells.
+    source_codes, target_codes
+        Per cell of each modality, the index of its group in ``group_names``; ``-1`` for cells
+        left out (unlabeled, or group absent from the other modality).
+    group_names
+        Group names by code.
+    epsilon
+        The user's epsilon (relative to the method's cost scale), ``None`` for the default.
+    ops
+        Backend, device and dtype for the solvers.
+
+    Examples
+    --------
+    >>> problem.layout().n_groups  # doctest: +SKIP
+    """
+
+    mdata: MuData
+    source: str
+    target: str
+    method: str
+    use_rep: UseRep
+    groupby: str | None
+    source_codes: np.ndarray
+    target_codes: np.ndarray
+    group_names: np.ndarray
+    epsilon: float | None
+    ops: ArrayOps
+    _reps: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_source(self) -> int:
+        """Cells of the source modality.
+
+        Examples
+        --------
+        >>> problem.n_source  # doctest: +SKIP
+        """
+        return len(self.source_codes)
+
+    @property
+    def n_target(self) -> int:
+        """Cells of the target modality.
+
+        Examples
+        --------
+        >>> problem.n_target  # doctest: +SKIP
+        """
+        return len(self.target_codes)
+
+    @property
+    def labeled(self) -> bool:
+        """Whether the problem is restricted to same-group pairs.
+
+        Examples
+        --------
+        >>> problem.labeled  # doctest: +SKIP
+        """
+        return self.groupby is not None
+
+    def layout(self) -> GroupLayout:
+        """Blocks of kept cells, one per group present in both modalities (one block if unlabeled).
+
+        Examples
+        --------
+        >>> problem.layout().names  # doctest: +SKIP
+        """
+        return GroupLayout.from_codes(self.source_codes, self.target_codes, self.group_names)
+
+    def rep(self, use_rep: UseRep | None = None, shared: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Source and target representations (all cells, modality order), validated.
+
+        Parameters
+        ----------
+        use_rep
+            Key or per-modality dict; defaults to the problem's ``use_rep``.
+        shared
+            Require the same dimension in both modalities (a shared space, for linear OT).
+
+        Examples
+        --------
+        >>> xs, xt = problem.rep(shared=True)  # doctest: +SKIP
+        """
+        use_rep = self.use_rep if use_rep is None else use_rep
+        out = []
+        for mod, codes in ((self.source, self.source_codes), (self.target, self.target_codes)):
+            key = rep_key(use_rep, mod)
+            if (mod, key) not in self._reps:
+                x = read_rep(self.mdata, mod, key)
+                bad = ~np.isfinite(x[codes >= 0]).all(axis=1)
+                if bad.any():
+                    where = "obsm" if key != "X" else "X"
+                    raise ValueError(
+                        f"mdata['{mod}'].{where}"
+                        + (f"['{key}']" if key != "X" else "")
+                        + f" has NaN or inf in {int(bad.sum())} of the {int((codes >= 0).sum())} "
+                        "cells to align; remove those cells or recompute the representation."
+                    )
+                self._reps[(mod, key)] = x
+            out.append(self._reps[(mod, key)])
+        xs, xt = out
+        if shared:
+            ks, kt = rep_key(use_rep, self.source), rep_key(use_rep, self.target)
+            if xs.shape[1] != xt.shape[1]:
+                raise ValueError(
+                    f"Method '{self.method}' needs a shared representation, but "
+                    f"'{ks}' has {xs.shape[1]} dimensions in '{self.source}' and '{kt}' has "
+                    f"{xt.shape[1]} in '{self.target}'. Use a joint embedding (e.g. "
+                    "use_rep='X_groove' from groove_sc.tl.embed) or a GW/COOT method."
+                )
+            if ks == "X" and kt == "X":
+                vs, vt = self.mdata.mod[self.source].var_names, self.mdata.mod[self.target].var_names
+                if not vs.equals(vt):
+                    raise ValueError(
+                        f"use_rep='X' for method '{self.method}' compares features one to one, but "
+                        f"'{self.source}' and '{self.target}' have different var_names; use a "
+                        "shared embedding or a GW/COOT method."
+                    )
+        return xs, xt
+
+
+def _labels_of(mdata: MuData, mod: str, groupby: str) -> pd.Series:
+    adata = mdata.mod[mod]
+    if groupby in adata.obs:
+        return adata.obs[groupby]
+    raise KeyError(
+        f"groupby='{groupby}' is not a column of mdata['{mod}'].obs (columns: "
+        f"{list(adata.obs.columns)}). Add the labels to every modality's .obs, or pass "
+        "groupby=None to a method that can run without labels."
+    )
+
+
+def group_codes(
+    mdata: MuData, source: str, target: str, groupby: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """Integer group codes per cell for both modalities, and the number of dropped cells.
+
+    Unlabeled cells (NaN) and cells whose group has no cell in the other modality get ``-1``; a
+    ``UserWarning`` says how many.
+
+    Examples
+    --------
+    >>> s, t, names, dropped = group_codes(mdata, "rna", "prot", "perturbation")  # doctest: +SKIP
+    """
+    ls = _labels_of(mdata, source, groupby)
+    lt = _labels_of(mdata, target, groupby)
+    vs = ls.astype("object").where(ls.notna(), None).map(lambda v: None if v is None else str(v))
+    vt = lt.astype("object").where(lt.notna(), None).map(lambda v: None if v is None else str(v))
+    shared = sorted(set(vs.dropna()) & set(vt.dropna()))
+    if not shared:
+        raise ValueError(
+            f"No value of obs['{groupby}'] occurs in both '{source}' and '{target}' (e.g. "
+            f"'{source}': {sorted(set(vs.dropna()))[:3]}, '{target}': "
+            f"{sorted(set(vt.dropna()))[:3]}); label-constrained methods need shared groups."
+        )
+    lookup = {name: i for i, name in enumerate(shared)}
+    s_codes = np.array([lookup.get(v, -1) if v is not None else -1 for v in vs], dtype=np.int64)
+    t_codes = np.array([lookup.get(v, -1) if v is not None else -1 for v in vt], dtype=np.int64)
+    dropped = {}
+    for mod, values, codes in ((source, vs, s_codes), (target, vt, t_codes)):
+        n_unlabeled = int(values.isna().sum())
+        n_unshared = int((codes < 0).sum()) - n_unlabeled
+        dropped[f"{mod}_unlabeled"] = n_unlabeled
+        dropped[f"{mod}_group_absent"] = n_unshared
+    if any(dropped.values()):
+        parts = [
+            f"'{m}': {dropped[f'{m}_unlabeled']} unlabeled, {dropped[f'{m}_group_absent']} in "
+            "groups absent from the other modality"
+            for m in (source, target)
+        ]
+        warnings.warn(
+            f"Label-constrained alignment leaves out cells ({'; '.join(parts)}); their coupling "
+            "rows/columns are zero.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return s_codes, t_codes, np.asarray(shared, dtype=str), dropped
+
+
+def build_problem(
+    mdata: MuData,
+    source: str,
+    target: str,
+    method: str,
+    use_rep: UseRep,
+    groupby: str | None,
+    epsilon: float | None,
+    device: str,
+    backend: str | None,
+    dtype: str,
+) -> tuple[AlignProblem, dict[str, int]]:
+    """Assemble an :class:`AlignProblem` (labels resolved, unusable cells marked).
+
+    Examples
+    --------
+    >>> problem, dropped = build_problem(mdata, "rna", "prot", "leot", "X_groove",
+    ...                                  "perturbation", None, "cpu", None, "float32")  # doctest: +SKIP
+    """
+    ops = resolve_backend(device, backend, dtype)
+    if groupby is None:
+        ns, nt = mdata.mod[source].n_obs, mdata.mod[target].n_obs
+        s_codes, t_codes = np.zeros(ns, dtype=np.int64), np.zeros(nt, dtype=np.int64)
+        names, dropped = np.array(["all"]), {}
+    else:
+        s_codes, t_codes, names, dropped = group_codes(mdata, source, target, groupby)
+    problem = AlignProblem(
+        mdata=mdata,
+        source=source,
+        target=target,
+        method=method,
+        use_rep=use_rep,
+        groupby=groupby,
+        source_codes=s_codes,
+        target_codes=t_codes,
+        group_names=names,
+        epsilon=epsilon,
+        ops=ops,
+    )
+    return problem, dropped
+
+
+def relative_epsilon(problem: AlignProblem, default: float) -> float:
+    """The relative epsilon of a problem (its own or the method default), validated.
+
+    Examples
+    --------
+    >>> relative_epsilon(problem, 5e-3)  # doctest: +SKIP
+    0.005
+    """
+    eps = default if problem.epsilon is None else problem.epsilon
+    if not np.isfinite(eps) or eps <= 0:
+        raise ValueError(f"epsilon must be a positive number, got {eps!r}.")
+    return float(eps)
+
+
+def as_h5_value(value: Any) -> Any:
+    """Coerce diagnostics to h5mu-writable values (numbers, str, arrays, nested dicts).
+
+    Examples
+    --------
+    >>> as_h5_value({"n": np.int64(3), "ok": np.bool_(True), "name": None})
+    {'n': 3, 'ok': True, 'name': ''}
+    """
+    if isinstance(value, dict):
+        return {str(k): as_h5_value(v) for k, v in value.items()}
+    if value is None:
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple):
+        value = np.asarray(value)
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "OU":
+            return value.astype(str)
+        return value
+    raise TypeError(f"Cannot store {type(value).__name__} in .uns (h5mu).")

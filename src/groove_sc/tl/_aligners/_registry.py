@@ -1,0 +1,190 @@
+"""The aligner registry: one dict from method name to :class:`Aligner`.
+
+``tl.align`` looks the method up here and nowhere else; adding a method means adding an entry
+(with :func:`register_aligner`), never an ``if`` branch.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    from ._problem import AlignProblem
+
+LabelUse = Literal["required", "optional", "ignored"]
+
+
+@dataclass
+class AlignResult:
+    """What an aligner returns to :func:`groove_sc.tl.align`.
+
+    Attributes
+    ----------
+    coupling
+        Sparse ``(n_source, n_target)`` coupling over *all* cells of the two modalities, in each
+        modality's own cell order (rows/columns of dropped cells are zero). Total mass 1.
+    parameters
+        Parameters actually used (absolute and relative epsilon, tolerances, ...). Values must be
+        numbers, strings, booleans, numpy arrays or nested dicts of those (h5mu-writable).
+    convergence
+        Diagnostics (iterations, marginal error, converged flag), same value rules.
+
+    Examples
+    --------
+    >>> AlignResult(coupling=sp.csr_matrix((3, 4)))  # doctest: +SKIP
+    """
+
+    coupling: sp.csr_matrix
+    parameters: dict[str, Any] = field(default_factory=dict)
+    convergence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Aligner:
+    """A registered alignment method.
+
+    Attributes
+    ----------
+    name
+        The ``method=`` string of :func:`groove_sc.tl.align`.
+    func
+        ``func(problem, **method_kwargs) -> AlignResult``.
+    labels
+        ``"required"``: solves per-group / label-restricted problems and needs ``groupby``;
+        ``"optional"``: restricted to groups when ``groupby`` is given, over all cells otherwise;
+        ``"ignored"``: one problem over all cells, ``groupby`` is not read.
+    shared_rep
+        Whether both modalities must carry the same representation (same dimension), as for
+        linear OT. ``False`` for Gromov-Wasserstein and COOT, which compare each modality with
+        itself and accept ``use_rep`` as a per-modality dict.
+    dense
+        Whether the unlabeled form builds ``n_source x n_target`` dense matrices; such calls are
+        refused above ``max_pairs`` unless the user raises it.
+    description
+        One line shown in error messages and docs.
+
+    Examples
+    --------
+    >>> gs.tl.ALIGNERS["leot"].labels  # doctest: +SKIP
+    'required'
+    """
+
+    name: str
+    func: Callable[..., AlignResult]
+    labels: LabelUse = "required"
+    shared_rep: bool = True
+    dense: bool = False
+    description: str = ""
+
+    def keyword_names(self) -> list[str]:
+        """Keyword arguments ``func`` accepts beyond the problem.
+
+        Examples
+        --------
+        >>> gs.tl.ALIGNERS["leot"].keyword_names()  # doctest: +SKIP
+        ['tol', 'max_iter', ...]
+        """
+        params = list(inspect.signature(self.func).parameters.values())[1:]
+        return [p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+
+    def accepts_any_keyword(self) -> bool:
+        """Whether ``func`` takes ``**kwargs``.
+
+        Examples
+        --------
+        >>> gs.tl.ALIGNERS["leot"].accepts_any_keyword()  # doctest: +SKIP
+        False
+        """
+        params = inspect.signature(self.func).parameters.values()
+        return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+    def __call__(self, problem: AlignProblem, **kwargs: Any) -> AlignResult:
+        return self.func(problem, **kwargs)
+
+
+#: Registered aligners, by ``method=`` name.
+ALIGNERS: dict[str, Aligner] = {}
+
+
+def register_aligner(
+    name: str,
+    *,
+    labels: LabelUse = "required",
+    shared_rep: bool = True,
+    dense: bool = False,
+    description: str = "",
+    overwrite: bool = False,
+) -> Callable[[Callable[..., AlignResult]], Callable[..., AlignResult]]:
+    """Decorator adding a function to :data:`ALIGNERS` under ``name``.
+
+    The function receives an :class:`~groove_sc.tl.AlignProblem` (cells, labels, representations,
+    epsilon, device) and the user's extra keyword arguments, and returns an
+    :class:`~groove_sc.tl.AlignResult`.
+
+    Parameters
+    ----------
+    name
+        Method name for ``tl.align(method=name)``.
+    labels, shared_rep, dense, description
+        See :class:`Aligner`.
+    overwrite
+        Replace an existing entry of the same name (otherwise an error).
+
+    Examples
+    --------
+    >>> @gs.tl.register_aligner("nearest1", labels="optional")  # doctest: +SKIP
+    ... def nearest1(problem):
+    ...     return gs.tl.AlignResult(coupling=...)
+    >>> gs.tl.align(mdata, "rna", "prot", method="nearest1")  # doctest: +SKIP
+    """
+    if labels not in ("required", "optional", "ignored"):
+        raise ValueError(f"labels must be 'required', 'optional' or 'ignored', got {labels!r}.")
+
+    def decorate(func: Callable[..., AlignResult]) -> Callable[..., AlignResult]:
+        if name in ALIGNERS and not overwrite:
+            raise ValueError(
+                f"An aligner named '{name}' is already registered; pass overwrite=True to "
+                "replace it or pick another name."
+            )
+        ALIGNERS[name] = Aligner(
+            name=name,
+            func=func,
+            labels=labels,
+            shared_rep=shared_rep,
+            dense=dense,
+            description=description or (func.__doc__ or "").strip().split("\n")[0],
+        )
+        return func
+
+    return decorate
+
+
+def check_total_mass(coupling: sp.csr_matrix, method: str, atol: float = 1e-4) -> sp.csr_matrix:
+    """Check that a coupling is finite, non-negative and of total mass 1 (renormalising drift).
+
+    Examples
+    --------
+    >>> P = check_total_mass(P, "leot")  # doctest: +SKIP
+    """
+    data = coupling.data
+    if not np.all(np.isfinite(data)):
+        raise FloatingPointError(
+            f"Aligner '{method}' produced a non-finite coupling; increase epsilon or check the "
+            "representation for extreme values."
+        )
+    if data.size and data.min() < 0:
+        raise FloatingPointError(f"Aligner '{method}' produced negative coupling entries.")
+    mass = float(data.sum(dtype=np.float64))
+    if not abs(mass - 1.0) <= atol:
+        raise FloatingPointError(
+            f"Aligner '{method}' produced a coupling of total mass {mass:.6g} instead of 1."
+        )
+    coupling = coupling.copy()
+    coupling.data = coupling.data / mass
+    return coupling
