@@ -1,8 +1,9 @@
 """Tools: embed a trained model, align modalities with optimal transport, impute."""
 
-from ._aligners import ALIGNERS, AlignProblem, AlignResult, Aligner, register_aligner
 from ._align import align
+from ._aligners import ALIGNERS, Aligner, AlignProblem, AlignResult, register_aligner
 from ._embed import embed
+from ._impute import impute
 
 __all__ = [
     "ALIGNERS",
@@ -11,5 +12,6 @@ __all__ = [
     "Aligner",
     "align",
     "embed",
+    "impute",
     "register_aligner",
 ]

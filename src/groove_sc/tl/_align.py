@@ -107,11 +107,12 @@ def align(
     Examples
     --------
     >>> import groove_sc as gs
-    >>> mdata = gs.datasets.simulate(n_perturbations=10, cells_per_perturbation=50, seed=0)  # doctest: +SKIP
+    >>> mdata = gs.datasets.simulate(n_perturbations=10, seed=0)  # doctest: +SKIP
     >>> gs.tl.align(mdata, "rna", "prot", use_rep="X_groove", method="leot",
     ...             groupby="perturbation")  # doctest: +SKIP
     >>> mdata.obsp["groove_coupling"].sum()  # doctest: +SKIP
     1.0
+
     """
     start = time.perf_counter()
     if method not in ALIGNERS:

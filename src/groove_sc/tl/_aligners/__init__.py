@@ -3,7 +3,7 @@
 Importing the method modules registers them in :data:`ALIGNERS`.
 """
 
-from . import _gw, _linear  # noqa: F401  (registration)
+from . import _coot, _gw, _knn, _linear  # noqa: F401  (registration)
 from ._problem import AlignProblem
 from ._registry import ALIGNERS, Aligner, AlignResult, register_aligner
 

@@ -35,6 +35,7 @@ class ArrayOps:
     >>> ops = resolve_backend("cpu", None, "float32")  # doctest: +SKIP
     >>> ops.name
     'numpy'
+
     """
 
     name: str
@@ -50,6 +51,7 @@ class ArrayOps:
         --------
         >>> resolve_backend("cpu").chunk_bytes  # doctest: +SKIP
         4194304
+
         """
         return CPU_CHUNK_BYTES if self.device == "cpu" else GPU_CHUNK_BYTES
 
@@ -61,6 +63,7 @@ class ArrayOps:
         --------
         >>> resolve_backend("cpu", dtype="float64").itemsize  # doctest: +SKIP
         8
+
         """
         return np.dtype(self.dtype).itemsize
 
@@ -70,6 +73,7 @@ class ArrayOps:
         Examples
         --------
         >>> ops.asarray(np.zeros(3))  # doctest: +SKIP
+
         """
         x = np.asarray(x, dtype=self.dtype)
         if self.name == "numpy":
@@ -84,6 +88,7 @@ class ArrayOps:
         Examples
         --------
         >>> ops.index(np.arange(3))  # doctest: +SKIP
+
         """
         idx = np.asarray(idx, dtype=np.int64)
         if self.name == "numpy":
@@ -99,6 +104,7 @@ class ArrayOps:
         --------
         >>> ops.to_numpy(ops.asarray(np.ones(2)))  # doctest: +SKIP
         array([1., 1.])
+
         """
         if self.name == "numpy":
             return np.asarray(x)
@@ -111,13 +117,16 @@ class ArrayOps:
         --------
         >>> ops.transpose(ops.asarray(np.zeros((2, 3, 4)))).shape  # doctest: +SKIP
         (2, 4, 3)
+
         """
         if self.name == "numpy":
             return np.swapaxes(x, -1, -2)
         return x.transpose(-1, -2)
 
 
-def resolve_backend(device: str = "cpu", backend: str | None = None, dtype: str = "float32") -> ArrayOps:
+def resolve_backend(
+    device: str = "cpu", backend: str | None = None, dtype: str = "float32"
+) -> ArrayOps:
     """Pick the array backend for a device.
 
     Parameters
@@ -134,6 +143,7 @@ def resolve_backend(device: str = "cpu", backend: str | None = None, dtype: str 
     --------
     >>> resolve_backend("cuda").name  # doctest: +SKIP
     'torch'
+
     """
     device = str(device)
     if dtype not in ("float32", "float64"):

@@ -16,6 +16,7 @@ def mean_sqdist(x: np.ndarray, y: np.ndarray | None = None) -> float:
     --------
     >>> mean_sqdist(np.array([[0.0], [2.0]]))
     2.0
+
     """
     y = x if y is None else y
     mx, my = x.mean(axis=0), y.mean(axis=0)
@@ -34,6 +35,7 @@ def sqeuclidean_factors(x: np.ndarray, scale: float) -> tuple[np.ndarray, np.nda
     >>> U @ V.T
     array([[0., 4.],
            [4., 0.]])
+
     """
     sq = (x**2).sum(axis=1, keepdims=True)
     ones = np.ones_like(sq)
@@ -50,6 +52,7 @@ def weighted_square_rowsums(U: np.ndarray, V: np.ndarray, w: np.ndarray) -> np.n
     >>> U, V = sqeuclidean_factors(np.array([[0.0], [2.0]]), 1.0)
     >>> weighted_square_rowsums(U, V, np.array([0.5, 0.5]))
     array([8., 8.])
+
     """
     W = (V * w[:, None]).T @ V
     return np.einsum("ir,rs,is->i", U, W, U)
@@ -61,6 +64,7 @@ def batched_sqdist(X: Any, Y: Any, ops: ArrayOps) -> Any:
     Examples
     --------
     >>> batched_sqdist(ops.asarray(X), ops.asarray(Y), ops)  # doctest: +SKIP
+
     """
     nx = ops.nx
     sx = nx.sum(X**2, axis=2)
@@ -75,6 +79,7 @@ def mask_padding(C: Any, a: Any, b: Any, ops: ArrayOps) -> Any:
     Examples
     --------
     >>> C = mask_padding(C, a, b, ops)  # doctest: +SKIP
+
     """
     valid = (a > 0)[:, :, None] & (b > 0)[:, None, :]
     return ops.nx.where(valid, C, float("inf"))
@@ -86,6 +91,7 @@ def support_max(C: Any, a: Any, b: Any, ops: ArrayOps) -> float:
     Examples
     --------
     >>> support_max(C, a, b, ops)  # doctest: +SKIP
+
     """
     valid = (a > 0)[:, :, None] & (b > 0)[:, None, :]
     return float(ops.nx.max(ops.nx.where(valid, C, -float("inf"))))

@@ -28,6 +28,7 @@ class GroupLayout:
     Examples
     --------
     >>> layout = GroupLayout.from_codes(src_codes, tgt_codes, names)  # doctest: +SKIP
+
     """
 
     names: np.ndarray
@@ -44,7 +45,9 @@ class GroupLayout:
 
         Examples
         --------
-        >>> GroupLayout.from_codes(np.array([0, 0, 1]), np.array([1, 0]), ["a", "b"])  # doctest: +SKIP
+        >>> GroupLayout.from_codes(np.array([0, 0, 1]), np.array([1, 0]), ["a", "b"]).n_groups
+        2
+
         """
         source_codes = np.asarray(source_codes)
         target_codes = np.asarray(target_codes)
@@ -76,6 +79,7 @@ class GroupLayout:
         --------
         >>> GroupLayout.single(100, 80).n_groups  # doctest: +SKIP
         1
+
         """
         return cls(
             names=np.array([name]),
@@ -92,6 +96,7 @@ class GroupLayout:
         Examples
         --------
         >>> layout.n_groups  # doctest: +SKIP
+
         """
         return len(self.names)
 
@@ -102,6 +107,7 @@ class GroupLayout:
         Examples
         --------
         >>> layout.source_sizes  # doctest: +SKIP
+
         """
         return np.array([len(i) for i in self.source_index], dtype=np.int64)
 
@@ -112,6 +118,7 @@ class GroupLayout:
         Examples
         --------
         >>> layout.target_sizes  # doctest: +SKIP
+
         """
         return np.array([len(i) for i in self.target_index], dtype=np.int64)
 
@@ -121,8 +128,11 @@ class GroupLayout:
         Examples
         --------
         >>> layout.source_kept()  # doctest: +SKIP
+
         """
-        return np.sort(np.concatenate(self.source_index)) if self.source_index else np.array([], int)
+        return (
+            np.sort(np.concatenate(self.source_index)) if self.source_index else np.array([], int)
+        )
 
     def target_kept(self) -> np.ndarray:
         """Positions of all target cells in some block.
@@ -130,8 +140,11 @@ class GroupLayout:
         Examples
         --------
         >>> layout.target_kept()  # doctest: +SKIP
+
         """
-        return np.sort(np.concatenate(self.target_index)) if self.target_index else np.array([], int)
+        return (
+            np.sort(np.concatenate(self.target_index)) if self.target_index else np.array([], int)
+        )
 
     def group_mass(self, group_weights: GroupWeights = "source") -> np.ndarray:
         """Mass of each block (sums to 1).
@@ -142,6 +155,7 @@ class GroupLayout:
         Examples
         --------
         >>> layout.group_mass("source")  # doctest: +SKIP
+
         """
         ns, nt = self.source_sizes.astype(float), self.target_sizes.astype(float)
         sizes = {"source": ns, "target": nt, "mean": 0.5 * (ns / ns.sum() + nt / nt.sum())}
@@ -158,6 +172,7 @@ class GroupLayout:
         Examples
         --------
         >>> a, b = layout.cell_masses(layout.group_mass())  # doctest: +SKIP
+
         """
         a = [np.full(len(i), w / len(i)) for i, w in zip(self.source_index, group_mass)]
         b = [np.full(len(i), w / len(i)) for i, w in zip(self.target_index, group_mass)]
@@ -172,6 +187,7 @@ class GroupLayout:
         Examples
         --------
         >>> for ids in layout.chunks(4, 2**22): ...  # doctest: +SKIP
+
         """
         ns, nt = self.source_sizes, self.target_sizes
         order = np.lexsort((nt, ns))
@@ -196,6 +212,7 @@ def pad_gather(
     --------
     >>> pad_gather(np.arange(5.0), [np.array([0, 1]), np.array([4])]).shape  # doctest: +SKIP
     (2, 2)
+
     """
     width = max(len(i) for i in index) if width is None else width
     out = np.full((len(index), width, *values.shape[1:]), fill, dtype=values.dtype)
@@ -215,6 +232,7 @@ class CouplingBuilder:
     >>> builder = CouplingBuilder(n_source, n_target)  # doctest: +SKIP
     >>> builder.add(P_padded, src_index, tgt_index)  # doctest: +SKIP
     >>> P = builder.to_csr()  # doctest: +SKIP
+
     """
 
     def __init__(self, n_source: int, n_target: int, prune: float = 1e-12) -> None:
@@ -236,6 +254,7 @@ class CouplingBuilder:
         Examples
         --------
         >>> builder.add(P, [np.arange(3)], [np.arange(4)])  # doctest: +SKIP
+
         """
         for g, (si, ti) in enumerate(zip(source_index, target_index)):
             block = plans[g, : len(si), : len(ti)]
@@ -257,6 +276,7 @@ class CouplingBuilder:
         Examples
         --------
         >>> builder.add_sparse(np.array([0]), np.array([1]), np.array([0.5]))  # doctest: +SKIP
+
         """
         self._rows.append(np.asarray(rows, dtype=np.int64))
         self._cols.append(np.asarray(cols, dtype=np.int64))
@@ -268,6 +288,7 @@ class CouplingBuilder:
         Examples
         --------
         >>> builder.to_csr().shape  # doctest: +SKIP
+
         """
         if not self._vals:
             return sp.csr_matrix(self.shape)

@@ -25,8 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from ._costs import batched_sqdist, mask_padding, mean_sqdist, sqeuclidean_factors, support_max
-from ._costs import weighted_square_rowsums
+from ._costs import (
+    batched_sqdist,
+    mask_padding,
+    mean_sqdist,
+    sqeuclidean_factors,
+    support_max,
+    weighted_square_rowsums,
+)
 from ._groups import CouplingBuilder, GroupLayout, GroupWeights, pad_gather
 from ._problem import AlignProblem, UseRep, relative_epsilon
 from ._registry import AlignResult, register_aligner
@@ -117,7 +123,9 @@ def _chunks(
             b=ops.asarray(pad_gather(b_all, ti)),
         )
         if zs is not None:
-            D = batched_sqdist(ops.asarray(pad_gather(zs, si)), ops.asarray(pad_gather(zt, ti)), ops)
+            D = batched_sqdist(
+                ops.asarray(pad_gather(zs, si)), ops.asarray(pad_gather(zt, ti)), ops
+            )
             ch.fused = D / scales["fused_cost_scale"]
         chunks.append(ch)
     return chunks, scales
@@ -166,6 +174,7 @@ def solve_gw(
     --------
     >>> solve_gw(problem, layout, mass, joint=True, tol=1e-5, max_iter=100,
     ...          inner_tol=1e-4, inner_max_iter=5000, prune=1e-12)  # doctest: +SKIP
+
     """
     ops, nx = problem.ops, problem.ops.nx
     # joint: cells carry their share of the global mass; independent: unit mass per block
@@ -196,7 +205,9 @@ def solve_gw(
         )  # fmt: skip
         ch.f, ch.g, ch.plan = out.f, out.g, out.plan
         inner_iter[ch.ids], inner_err[ch.ids], inner_ok[ch.ids] = (
-            out.n_iter, out.error, out.converged
+            out.n_iter,
+            out.error,
+            out.converged,
         )
         return _statistic(ch, out.plan, ops)
 
@@ -265,22 +276,6 @@ def solve_gw(
     return AlignResult(coupling=coupling, parameters=parameters, convergence=convergence)
 
 
-_GW_PARAMS = """
-    tol
-        Outer convergence: relative change of the ``(d1 + 2) x (d2 + 2)`` statistic
-        ``V1^T T V2`` (which determines the gradient) between iterations.
-    max_iter
-        Outer (projected-gradient) iteration cap.
-    inner_tol, inner_max_iter
-        Tolerance (relative L1 marginal error) and cap of each Sinkhorn solve.
-    prune
-        Entries below ``prune`` times their row's maximum are not stored."""
-
-
-def _doc(text: str) -> str:
-    return text.replace("{params}", _GW_PARAMS)
-
-
 @register_aligner(
     "egw", labels="required", shared_rep=False,
     description="entropic Gromov-Wasserstein, one independent problem per group",
@@ -302,7 +297,18 @@ def egw(
     Parameters
     ----------
     problem
-        Prepared by :func:`groove_sc.tl.align`.{params}
+        Prepared by :func:`groove_sc.tl.align`.
+    tol
+        Outer convergence: relative change of the ``(d1 + 2) x (d2 + 2)`` statistic
+        ``V1^T T V2`` (which determines the gradient) between iterations.
+    max_iter
+        Outer (projected-gradient) iteration cap.
+    inner_tol
+        Tolerance of each Sinkhorn solve (relative L1 marginal error).
+    inner_max_iter
+        Iteration cap of each Sinkhorn solve.
+    prune
+        Entries below ``prune`` times their row's maximum are not stored.
     group_weights
         Mass of each group: ``"source"``, ``"target"`` or ``"mean"`` group size.
 
@@ -310,6 +316,7 @@ def egw(
     --------
     >>> gs.tl.align(mdata, "rna", "prot", method="egw",
     ...             use_rep={"rna": "X_pca", "prot": "X"})  # doctest: +SKIP
+
     """
     layout = problem.layout()
     mass = layout.group_mass(group_weights)
@@ -336,11 +343,23 @@ def egw_all(
     Parameters
     ----------
     problem
-        Prepared by :func:`groove_sc.tl.align`.{params}
+        Prepared by :func:`groove_sc.tl.align`.
+    tol
+        Outer convergence: relative change of the ``(d1 + 2) x (d2 + 2)`` statistic
+        ``V1^T T V2`` (which determines the gradient) between iterations.
+    max_iter
+        Outer (projected-gradient) iteration cap.
+    inner_tol
+        Tolerance of each Sinkhorn solve (relative L1 marginal error).
+    inner_max_iter
+        Iteration cap of each Sinkhorn solve.
+    prune
+        Entries below ``prune`` times their row's maximum are not stored.
 
     Examples
     --------
     >>> gs.tl.align(mdata, "rna", "prot", method="egw_all", use_rep="X_pca")  # doctest: +SKIP
+
     """
     layout = problem.layout()
     return solve_gw(
@@ -371,13 +390,25 @@ def egwl(
     Parameters
     ----------
     problem
-        Prepared by :func:`groove_sc.tl.align`.{params}
+        Prepared by :func:`groove_sc.tl.align`.
+    tol
+        Outer convergence: relative change of the ``(d1 + 2) x (d2 + 2)`` statistic
+        ``V1^T T V2`` (which determines the gradient) between iterations.
+    max_iter
+        Outer (projected-gradient) iteration cap.
+    inner_tol
+        Tolerance of each Sinkhorn solve (relative L1 marginal error).
+    inner_max_iter
+        Iteration cap of each Sinkhorn solve.
+    prune
+        Entries below ``prune`` times their row's maximum are not stored.
     group_weights
         Mass of each group: ``"source"``, ``"target"`` or ``"mean"`` group size.
 
     Examples
     --------
     >>> gs.tl.align(mdata, "rna", "prot", method="egwl", use_rep="X_groove")  # doctest: +SKIP
+
     """
     layout = problem.layout()
     mass = layout.group_mass(group_weights)
@@ -416,13 +447,25 @@ def fgw(
     alpha
         Weight of the GW term in ``[0, 1]``.
     fused_rep
-        Shared ``obsm`` key for the feature cost ``M``.{params}
+        Shared ``obsm`` key for the feature cost ``M``.
+    tol
+        Outer convergence: relative change of the ``(d1 + 2) x (d2 + 2)`` statistic
+        ``V1^T T V2`` (which determines the gradient) between iterations.
+    max_iter
+        Outer (projected-gradient) iteration cap.
+    inner_tol
+        Tolerance of each Sinkhorn solve (relative L1 marginal error).
+    inner_max_iter
+        Iteration cap of each Sinkhorn solve.
+    prune
+        Entries below ``prune`` times their row's maximum are not stored.
     group_weights
         Mass of each group: ``"source"``, ``"target"`` or ``"mean"`` group size.
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", method="fgw", use_rep="X_groove", alpha=0.5)  # doctest: +SKIP
+    >>> gs.tl.align(mdata, "rna", "prot", method="fgw", alpha=0.5)  # doctest: +SKIP
+
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha!r}.")
@@ -441,7 +484,3 @@ def fgw(
     )  # fmt: skip
     result.parameters["fused_rep"] = fused_rep
     return result
-
-
-for _f in (egw, egw_all, egwl, fgw):
-    _f.__doc__ = _doc(_f.__doc__ or "")

@@ -83,7 +83,10 @@ def _solve_blocks(
                 omega=omega, eps_scaling=eps_scaling,
             )  # fmt: skip
             plan, n_iter[ids], error[ids], converged[ids] = (
-                out.plan, out.n_iter, out.error, out.converged
+                out.plan,
+                out.n_iter,
+                out.error,
+                out.converged,
             )
         else:
             plan, its = _pot_blocks(C, a, b, eps, reg_m_abs, tol, max_iter, pot_method, ops)
@@ -119,7 +122,9 @@ def _solve_blocks(
         "prune": prune,
     }
     if reg_m is not None:
-        parameters.update(reg_m=reg_m_abs, reg_m_relative=reg_m, mass_before_normalisation=transported)
+        parameters.update(
+            reg_m=reg_m_abs, reg_m_relative=reg_m, mass_before_normalisation=transported
+        )
     convergence = {
         "converged": bool(converged.all()),
         "n_iter": int(n_iter.max()),
@@ -160,7 +165,6 @@ def _pot_blocks(
         plan[g, :n, :m] = P
         its[g] = int(log.get("niter", len(log.get("err", [])) * 10))
     return plan, its
-
 
 
 @register_aligner(
@@ -210,6 +214,7 @@ def leot(
     Examples
     --------
     >>> gs.tl.align(mdata, "rna", "prot", method="leot", groupby="perturbation")  # doctest: +SKIP
+
     """
     layout = problem.layout()
     a, b = layout.cell_masses(layout.group_mass(group_weights))
@@ -263,6 +268,7 @@ def eot(
     Examples
     --------
     >>> gs.tl.align(mdata, "rna", "prot", method="eot")  # doctest: +SKIP
+
     """
     layout = problem.layout()
     a, b = layout.cell_masses(np.ones(1))
@@ -310,6 +316,7 @@ def uot(
     Examples
     --------
     >>> gs.tl.align(mdata, "rna", "prot", method="uot", reg_m=0.1)  # doctest: +SKIP
+
     """
     if not reg_m > 0:
         raise ValueError(f"reg_m must be positive, got {reg_m!r}.")
@@ -321,4 +328,3 @@ def uot(
         problem, layout, a, b, reg_m=reg_m, tol=tol, max_iter=max_iter, omega=1.0,
         eps_scaling=0, prune=prune, solver=solver, pot_method="sinkhorn",
     )  # fmt: skip
-

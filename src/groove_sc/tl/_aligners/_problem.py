@@ -24,6 +24,7 @@ def rep_key(use_rep: UseRep, mod: str) -> str:
     --------
     >>> rep_key({"rna": "X_pca", "prot": "X"}, "prot")
     'X'
+
     """
     if isinstance(use_rep, str):
         return use_rep
@@ -35,7 +36,9 @@ def rep_key(use_rep: UseRep, mod: str) -> str:
                 f"use_rep={{'{mod}': 'X_pca', ...}}."
             )
         return str(use_rep[mod])
-    raise TypeError(f"use_rep must be a str or a dict {{modality: key}}, got {type(use_rep).__name__}.")
+    raise TypeError(
+        f"use_rep must be a str or a dict {{modality: key}}, got {type(use_rep).__name__}."
+    )
 
 
 def read_rep(mdata: MuData, mod: str, key: str) -> np.ndarray:
@@ -45,6 +48,7 @@ def read_rep(mdata: MuData, mod: str, key: str) -> np.ndarray:
     --------
     >>> read_rep(mdata, "rna", "X_groove").shape  # doctest: +SKIP
     (500, 32)
+
     """
     adata = mdata.mod[mod]
     if key == "X":
@@ -65,7 +69,9 @@ def read_rep(mdata: MuData, mod: str, key: str) -> np.ndarray:
         x = x.toarray()
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:
-        raise ValueError(f"Representation '{key}' of modality '{mod}' is not 2-D (shape {x.shape}).")
+        raise ValueError(
+            f"Representation '{key}' of modality '{mod}' is not 2-D (shape {x.shape})."
+        )
     return x
 
 
@@ -101,6 +107,7 @@ class AlignProblem:
     Examples
     --------
     >>> problem.layout().n_groups  # doctest: +SKIP
+
     """
 
     mdata: MuData
@@ -123,6 +130,7 @@ class AlignProblem:
         Examples
         --------
         >>> problem.n_source  # doctest: +SKIP
+
         """
         return len(self.source_codes)
 
@@ -133,6 +141,7 @@ class AlignProblem:
         Examples
         --------
         >>> problem.n_target  # doctest: +SKIP
+
         """
         return len(self.target_codes)
 
@@ -143,6 +152,7 @@ class AlignProblem:
         Examples
         --------
         >>> problem.labeled  # doctest: +SKIP
+
         """
         return self.groupby is not None
 
@@ -152,10 +162,13 @@ class AlignProblem:
         Examples
         --------
         >>> problem.layout().names  # doctest: +SKIP
+
         """
         return GroupLayout.from_codes(self.source_codes, self.target_codes, self.group_names)
 
-    def rep(self, use_rep: UseRep | None = None, shared: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def rep(
+        self, use_rep: UseRep | None = None, shared: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Source and target representations (all cells, modality order), validated.
 
         Parameters
@@ -168,6 +181,7 @@ class AlignProblem:
         Examples
         --------
         >>> xs, xt = problem.rep(shared=True)  # doctest: +SKIP
+
         """
         use_rep = self.use_rep if use_rep is None else use_rep
         out = []
@@ -197,7 +211,10 @@ class AlignProblem:
                     "use_rep='X_groove' from groove_sc.tl.embed) or a GW/COOT method."
                 )
             if ks == "X" and kt == "X":
-                vs, vt = self.mdata.mod[self.source].var_names, self.mdata.mod[self.target].var_names
+                vs, vt = (
+                    self.mdata.mod[self.source].var_names,
+                    self.mdata.mod[self.target].var_names,
+                )
                 if not vs.equals(vt):
                     raise ValueError(
                         f"use_rep='X' for method '{self.method}' compares features one to one, but "
@@ -229,6 +246,7 @@ def group_codes(
     Examples
     --------
     >>> s, t, names, dropped = group_codes(mdata, "rna", "prot", "perturbation")  # doctest: +SKIP
+
     """
     ls = _labels_of(mdata, source, groupby)
     lt = _labels_of(mdata, target, groupby)
@@ -281,8 +299,10 @@ def build_problem(
 
     Examples
     --------
-    >>> problem, dropped = build_problem(mdata, "rna", "prot", "leot", "X_groove",
-    ...                                  "perturbation", None, "cpu", None, "float32")  # doctest: +SKIP
+    >>> problem, dropped = build_problem(
+    ...     mdata, "rna", "prot", "leot", "X_groove", "perturbation", None, "cpu", None, "float32"
+    ... )  # doctest: +SKIP
+
     """
     ops = resolve_backend(device, backend, dtype)
     if groupby is None:
@@ -314,6 +334,7 @@ def relative_epsilon(problem: AlignProblem, default: float) -> float:
     --------
     >>> relative_epsilon(problem, 5e-3)  # doctest: +SKIP
     0.005
+
     """
     eps = default if problem.epsilon is None else problem.epsilon
     if not np.isfinite(eps) or eps <= 0:
@@ -328,6 +349,7 @@ def as_h5_value(value: Any) -> Any:
     --------
     >>> as_h5_value({"n": np.int64(3), "ok": np.bool_(True), "name": None})
     {'n': 3, 'ok': True, 'name': ''}
+
     """
     if isinstance(value, dict):
         return {str(k): as_h5_value(v) for k, v in value.items()}

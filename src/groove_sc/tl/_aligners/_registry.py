@@ -38,6 +38,7 @@ class AlignResult:
     Examples
     --------
     >>> AlignResult(coupling=sp.csr_matrix((3, 4)))  # doctest: +SKIP
+
     """
 
     coupling: sp.csr_matrix
@@ -73,6 +74,7 @@ class Aligner:
     --------
     >>> gs.tl.ALIGNERS["leot"].labels  # doctest: +SKIP
     'required'
+
     """
 
     name: str
@@ -89,6 +91,7 @@ class Aligner:
         --------
         >>> gs.tl.ALIGNERS["leot"].keyword_names()  # doctest: +SKIP
         ['tol', 'max_iter', ...]
+
         """
         params = list(inspect.signature(self.func).parameters.values())[1:]
         return [p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
@@ -100,6 +103,7 @@ class Aligner:
         --------
         >>> gs.tl.ALIGNERS["leot"].accepts_any_keyword()  # doctest: +SKIP
         False
+
         """
         params = inspect.signature(self.func).parameters.values()
         return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
@@ -142,6 +146,7 @@ def register_aligner(
     ... def nearest1(problem):
     ...     return gs.tl.AlignResult(coupling=...)
     >>> gs.tl.align(mdata, "rna", "prot", method="nearest1")  # doctest: +SKIP
+
     """
     if labels not in ("required", "optional", "ignored"):
         raise ValueError(f"labels must be 'required', 'optional' or 'ignored', got {labels!r}.")
@@ -171,6 +176,7 @@ def check_total_mass(coupling: sp.csr_matrix, method: str, atol: float = 1e-4) -
     Examples
     --------
     >>> P = check_total_mass(P, "leot")  # doctest: +SKIP
+
     """
     data = coupling.data
     if not np.all(np.isfinite(data)):

@@ -53,6 +53,7 @@ class SinkhornOutput:
     >>> out = sinkhorn_padded(C, a, b, 0.1, ops=ops)  # doctest: +SKIP
     >>> out.converged.all()  # doctest: +SKIP
     True
+
     """
 
     plan: Any
@@ -69,6 +70,7 @@ def marginal_errors(plan: Any, a: Any, b: Any, ops: ArrayOps) -> np.ndarray:
     Examples
     --------
     >>> marginal_errors(P, a, b, ops)  # doctest: +SKIP
+
     """
     nx = ops.nx
     mass = nx.sum(a, axis=1)
@@ -146,7 +148,9 @@ def sinkhorn_padded(
     Examples
     --------
     >>> ops = resolve_backend("cpu", dtype="float64")  # doctest: +SKIP
-    >>> out = sinkhorn_padded(ops.asarray(C), ops.asarray(a), ops.asarray(b), 0.05, ops=ops)  # doctest: +SKIP
+    >>> C, a, b = ops.asarray(C), ops.asarray(a), ops.asarray(b)  # doctest: +SKIP
+    >>> out = sinkhorn_padded(C, a, b, 0.05, ops=ops)  # doctest: +SKIP
+
     """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return _sinkhorn_padded(
