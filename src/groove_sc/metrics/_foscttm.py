@@ -13,8 +13,9 @@ Ties = Literal["half", "strict"]
 #: reliably, while genuinely different distances are never merged in practice.
 TIE_RTOL = 1e-9
 
-#: Default number of entries of one chunk of the distance matrix (float64: 64 MiB).
-CHUNK_ENTRIES = 2**23
+#: The distance matrix is computed in tiles of ROWS_PER_TILE x COLS_PER_TILE (float64: 8 MiB).
+ROWS_PER_TILE = 512
+COLS_PER_TILE = 2048
 
 
 def _as_float_matrix(a: np.ndarray, name: str) -> np.ndarray:
@@ -43,8 +44,8 @@ def closer_fraction(
 ) -> np.ndarray:
     """For each query, the fraction of non-partner targets closer to it than its partner.
 
-    Squared Euclidean distances are computed chunk by chunk (``chunk_size`` query rows at a
-    time), so memory stays at ``chunk_size x n_targets`` whatever the number of cells.
+    Squared Euclidean distances are computed tile by tile (``chunk_size`` query rows times
+    2048 targets at a time), so memory stays bounded whatever the number of cells.
 
     Parameters
     ----------
@@ -59,7 +60,7 @@ def closer_fraction(
         embedding then scores 0.5, like chance); ``"strict"`` counts only strictly closer
         targets (the convention of SCOT and Pamona; a collapsed embedding then scores 0).
     chunk_size
-        Query rows per chunk; default keeps a chunk at about 8 million distances.
+        Query rows per tile (default 512).
 
     Returns
     -------
@@ -99,27 +100,29 @@ def closer_fraction(
     nq = np.einsum("ij,ij->i", q, q)
     nt = np.einsum("ij,ij->i", t, t)
     diff = q - t[partner]
-    # key_ij = |t_j|^2 - 2 q_i.t_j = d2_ij - |q_i|^2, compared within a row
+    # key_ij = |t_j|^2 - 2 q_i.t_j = d2_ij - |q_i|^2, compared within a row; one matmul of the
+    # augmented matrices [-2 q, 1] and [t, |t|^2] gives it directly
     key_true = np.einsum("ij,ij->i", diff, diff) - nq
     tol = TIE_RTOL * (nq + nt.max())
-    if chunk_size is None:
-        chunk_size = max(1, CHUNK_ENTRIES // n_t)
-    chunk_size = max(1, int(chunk_size))
-    counts = np.empty(q.shape[0])
-    for start in range(0, q.shape[0], chunk_size):
-        sl = slice(start, min(start + chunk_size, q.shape[0]))
-        key = q[sl] @ t.T
-        key *= -2.0
-        key += nt
-        key[np.arange(key.shape[0]), partner[sl]] = np.inf  # the partner is not a competitor
-        lo = (key_true[sl] - tol[sl])[:, None]
-        less = np.count_nonzero(key < lo, axis=1)
-        if ties == "half":
-            hi = (key_true[sl] + tol[sl])[:, None]
-            not_more = np.count_nonzero(key <= hi, axis=1)
-            counts[sl] = less + 0.5 * (not_more - less)
-        else:
-            counts[sl] = less
+    q_aug = np.hstack([-2.0 * q, np.ones((q.shape[0], 1))])
+    t_aug = np.hstack([t, nt[:, None]])
+    rows = max(1, int(chunk_size)) if chunk_size is not None else ROWS_PER_TILE
+    less = np.zeros(q.shape[0])
+    not_more = np.zeros(q.shape[0])
+    for r0 in range(0, q.shape[0], rows):
+        r1 = min(r0 + rows, q.shape[0])
+        lo = (key_true[r0:r1] - tol[r0:r1])[:, None]
+        hi = (key_true[r0:r1] + tol[r0:r1])[:, None]
+        part = partner[r0:r1]
+        for c0 in range(0, n_t, COLS_PER_TILE):
+            c1 = min(c0 + COLS_PER_TILE, n_t)
+            key = q_aug[r0:r1] @ t_aug[c0:c1].T
+            inside = np.flatnonzero((part >= c0) & (part < c1))
+            key[inside, part[inside] - c0] = np.inf  # the partner is not a competitor
+            less[r0:r1] += np.count_nonzero(key < lo, axis=1)
+            if ties == "half":
+                not_more[r0:r1] += np.count_nonzero(key <= hi, axis=1)
+    counts = less + 0.5 * (not_more - less) if ties == "half" else less
     return counts / (n_t - 1)
 
 
@@ -180,8 +183,8 @@ def foscttm(
     ``y[i]``; the result is the mean of these ``2n`` fractions. 0 is a perfect alignment, about
     0.5 is chance.
 
-    Exact but memory-bounded: distances are computed in chunks of rows (never an ``n x n``
-    matrix), in float64 after centring.
+    Exact but memory-bounded: distances are computed in tiles of at most 512 x 2048 (never an
+    ``n x n`` matrix), in float64 after centring.
 
     Parameters
     ----------
@@ -194,7 +197,7 @@ def foscttm(
         ``"strict"``: only strictly closer cells count (the SCOT / Pamona convention; identical
         to ``"half"`` whenever there are no ties).
     chunk_size
-        Rows per chunk; by default a chunk holds about 8 million distances (64 MiB).
+        Rows per tile (default 512; each tile holds at most ``chunk_size x 2048`` distances).
 
     Returns
     -------

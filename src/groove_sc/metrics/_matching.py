@@ -207,8 +207,10 @@ def evaluate_matching(
       one half). One direction only, by design: in the reverse direction (for each target cell,
       which predictions are closer) all source cells of a group share one prediction under a
       label-only uniform coupling, they tie, and such a coupling would look deceptively good.
-      About 0.5 is chance; a label-only uniform coupling scores about half the mean fraction of
-      target cells in a cell's group.
+      About 0.5 is chance (exactly 0.5 when all rows are equal); a label-only uniform coupling
+      predicts the group centroid for every cell of a group and scores below 0.5 by as much as
+      the groups separate in ``Y`` (0.13 on a default simulation), which is the reference a
+      learner must beat.
     - ``trace``: mean of ``Q[i, partner(i)]``, the share of a source cell's mass on its partner
       (1 perfect), with ``trace_random`` (``1 / n_target``, a coupling uniform over all target
       cells) and ``trace_random_group`` (a coupling uniform within the source cell's
