@@ -63,6 +63,7 @@ def _group_sizes(
         raise ValueError(f"n_perturbations must be an integer, got {n_perturbations!r}.")
     if n_perturbations < 1:
         raise ValueError(f"n_perturbations must be >= 1, got {n_perturbations}.")
+    n_perturbations = int(n_perturbations)
     if np.ndim(cells_per_perturbation) == 0:
         c = int(cells_per_perturbation)
         if c < 1:
