@@ -1,1 +1,46 @@
-"""groove_sc.benchmark."""
+"""The combinatorial benchmark: every representation learner x every OT aligner.
+
+Learners live in one registry (:data:`LEARNERS`, extended with :func:`register_learner`);
+aligners in :data:`groove_sc.tl.ALIGNERS`. :func:`run` scores one dataset, :func:`run_sweep`
+simulations over ``shared_fraction`` x seeds into a resumable CSV, :func:`run_config` a YAML
+description (``groove-sc benchmark --config FILE.yaml --out results.csv``).
+
+Examples
+--------
+>>> import groove_sc as gs
+>>> sorted(gs.benchmark.LEARNERS)[:3]
+['clip', 'groove', 'groove_no_backtranslation']
+
+"""
+
+from . import _baselines, _groove, _propensity  # noqa: F401  (register the learners)
+from ._columns import COLUMNS, lower_is_better
+from ._config import run_config, write_figures
+from ._groove import GROOVE_VARIANTS, fit_groove, infer_likelihoods
+from ._propensity import fit_classifier
+from ._registry import LEARNERS, Learner, register_learner
+from ._run import TUNINGS, run, seed_everything
+from ._sweep import read_results, run_sweep, run_units
+from ._tuning import heldout_group_score, label_agreement
+
+__all__ = [
+    "COLUMNS",
+    "GROOVE_VARIANTS",
+    "LEARNERS",
+    "Learner",
+    "TUNINGS",
+    "fit_classifier",
+    "fit_groove",
+    "heldout_group_score",
+    "infer_likelihoods",
+    "label_agreement",
+    "lower_is_better",
+    "read_results",
+    "register_learner",
+    "run",
+    "run_config",
+    "run_sweep",
+    "run_units",
+    "seed_everything",
+    "write_figures",
+]

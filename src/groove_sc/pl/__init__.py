@@ -1,1 +1,14 @@
-"""groove_sc.pl."""
+"""Plots: what a coupling matches, and benchmark grids and sweeps (scanpy conventions).
+
+Examples
+--------
+>>> import groove_sc as gs
+>>> gs.pl.matching  # doctest: +ELLIPSIS
+<function matching at ...>
+
+"""
+
+from ._benchmark import benchmark
+from ._matching import group_mass, matching
+
+__all__ = ["benchmark", "group_mass", "matching"]

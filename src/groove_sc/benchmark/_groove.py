@@ -1,0 +1,198 @@
+"""GROOVE learners: the full model, its ablations and the contrastive baselines.
+
+Every variant is one entry of :data:`GROOVE_VARIANTS` (model options), registered as a learner
+by the loop at the bottom; a new variant is a new entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from mudata import MuData
+
+from ._registry import register_learner
+
+#: Learner name -> (GROOVE options, description). Backtranslation stays on in the contrastive
+#: baselines so that they differ from ``groove`` in the contrastive term only.
+GROOVE_VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
+    "groove": (
+        {"contrastive": "groupclip", "backtranslation": True},
+        "GROOVE: GroupCLIP + backtranslation",
+    ),
+    "groove_no_groupclip": (
+        {"contrastive": None, "backtranslation": True},
+        "GROOVE ablation: contrastive term off (backtranslation only)",
+    ),
+    "groove_no_backtranslation": (
+        {"contrastive": "groupclip", "backtranslation": False},
+        "GROOVE ablation: backtranslation off (GroupCLIP only)",
+    ),
+    "clip": (
+        {"contrastive": "clip", "backtranslation": True},
+        "CLIP on random same-group pseudo-pairs instead of GroupCLIP",
+    ),
+    "supcon": (
+        {"contrastive": "supcon", "backtranslation": True},
+        "SupCon over the pooled modalities instead of GroupCLIP",
+    ),
+}
+
+_NOISY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "scvi", "pytorch_lightning")
+
+
+@contextlib.contextmanager
+def quiet_training() -> Iterator[None]:
+    """Silence Lightning/scvi-tools banners and warnings during a fit.
+
+    Examples
+    --------
+    >>> with quiet_training():  # doctest: +SKIP
+    ...     model.train(max_epochs=5)
+
+    """
+    levels = {}
+    for name in _NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        levels[name] = logger.level
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def infer_likelihoods(mdata: MuData) -> tuple[dict[str, str], dict[str, str | None]]:
+    """Likelihood and data layer per modality, guessed from the data.
+
+    A modality with non-negative integer values in ``layers["counts"]`` (or in ``.X`` when
+    there is no such layer) is modelled as counts (``"nb"``), or ``"bernoulli"`` when they are
+    all 0/1; anything else as ``"normal"`` on ``.X``.
+
+    Returns
+    -------
+    ``(likelihoods, layers)``.
+
+    Examples
+    --------
+    >>> infer_likelihoods(mdata)  # doctest: +SKIP
+    ({'rna': 'nb', 'prot': 'normal'}, {'rna': 'counts', 'prot': None})
+
+    """
+    likelihoods, layers = {}, {}
+    for m, adata in mdata.mod.items():
+        layer = "counts" if "counts" in adata.layers else None
+        x = adata.layers[layer] if layer else adata.X
+        values = x.data if sp.issparse(x) else np.asarray(x)
+        integer = values.size > 0 and bool(
+            np.all(values >= 0) and np.all(np.equal(np.mod(values, 1), 0))
+        )
+        if integer:
+            likelihoods[m] = "bernoulli" if values.max() <= 1 else "nb"
+            layers[m] = layer
+        else:
+            likelihoods[m] = "normal"
+            layers[m] = None
+    return likelihoods, layers
+
+
+def fit_groove(
+    mdata: MuData,
+    key: str,
+    *,
+    groupby: str | None,
+    seed: int,
+    contrastive: str | None = "groupclip",
+    backtranslation: bool = True,
+    n_latent: int = 16,
+    max_epochs: int | None = None,
+    likelihoods: dict[str, str] | None = None,
+    layers: dict[str, str | None] | None = None,
+    train_kwargs: dict[str, Any] | None = None,
+    **model_kwargs: Any,
+) -> dict[str, Any]:
+    """Set up, train and embed a :class:`groove_sc.model.GROOVE` on every modality of ``mdata``.
+
+    Parameters
+    ----------
+    mdata
+        MuData (registered here with ``perturbation_key=groupby``).
+    key
+        ``obsm`` key written in every modality (posterior means).
+    groupby
+        Label column (the perturbation).
+    seed
+        Training seed (data split, batches, initialisation).
+    contrastive, backtranslation
+        GROOVE options (set by the variant).
+    n_latent
+        Latent dimensions.
+    max_epochs
+        Training epochs (``None``: the model's default).
+    likelihoods, layers
+        Per modality; guessed by :func:`infer_likelihoods` when not given.
+    train_kwargs
+        Passed to :meth:`groove_sc.model.GROOVE.train`.
+    **model_kwargs
+        Passed to :class:`groove_sc.model.GROOVE` (``beta``, ``n_hidden``...).
+
+    Returns
+    -------
+    ``{"model": GROOVE, "likelihoods": {...}}``; the model's decoders impute.
+
+    Examples
+    --------
+    >>> info = fit_groove(mdata, "X_groove", groupby="perturbation", seed=0,
+    ...                   max_epochs=5)  # doctest: +SKIP
+
+    """
+    from ..model import GROOVE
+
+    if groupby is None:
+        raise ValueError("GROOVE learners need labels; pass groupby=<label column>.")
+    guessed_lik, guessed_layers = infer_likelihoods(mdata)
+    likelihoods = {**guessed_lik, **(likelihoods or {})}
+    layers = {**guessed_layers, **(layers or {})}
+    GROOVE.setup_mudata(
+        mdata,
+        perturbation_key=groupby,
+        modalities=list(mdata.mod),
+        layers={m: v for m, v in layers.items() if v is not None},
+        likelihoods=likelihoods,
+    )
+    with quiet_training():
+        model = GROOVE(
+            mdata,
+            n_latent=n_latent,
+            contrastive=contrastive,
+            backtranslation=backtranslation,
+            **model_kwargs,
+        )
+        kwargs = {"enable_progress_bar": False, **(train_kwargs or {})}
+        model.train(max_epochs=max_epochs, seed=seed, **kwargs)
+        latents = model.get_latent_representation()
+    for m, z in latents.items():
+        mdata.mod[m].obsm[key] = np.asarray(z, dtype=np.float32)
+    return {"model": model, "likelihoods": likelihoods}
+
+
+def _variant(options: dict[str, Any], description: str):
+    def learner(mdata: MuData, key: str, *, groupby: str | None, seed: int, **kwargs: Any):
+        return fit_groove(mdata, key, groupby=groupby, seed=seed, **{**options, **kwargs})
+
+    learner.__doc__ = f"{description} (see :func:`fit_groove` for the keyword arguments)."
+    return learner
+
+
+for _name, (_options, _description) in GROOVE_VARIANTS.items():
+    register_learner(_name, shared_space=True, description=_description)(
+        _variant(_options, _description)
+    )

@@ -1,0 +1,145 @@
+"""The learner registry: one dict from learner name to :class:`Learner`.
+
+The benchmark looks learners up here and nowhere else; adding a learner means registering a
+function with :func:`register_learner`, never an ``if`` branch in the runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from mudata import MuData
+
+#: ``func(mdata, key, *, groupby, seed, **kwargs) -> dict | None``.
+LearnerFunc = Callable[..., "dict[str, Any] | None"]
+
+
+@dataclass(frozen=True)
+class Learner:
+    """A registered representation learner.
+
+    Attributes
+    ----------
+    name
+        Name used in :func:`groove_sc.benchmark.run` (``learners=[...]``).
+    func
+        ``func(mdata, key, *, groupby, seed, **kwargs)``: writes ``mdata[m].obsm[key]`` for
+        every modality of ``mdata`` from the data and the ``groupby`` labels alone, and returns
+        ``None`` or a dict of extra information (``{"model": model}`` lets the benchmark score
+        the model's decoder imputation through ``model.get_imputed_values``).
+    shared_space
+        Whether the modalities' representations live in one space (same dimensions, comparable
+        coordinates), as linear OT needs. ``False`` for per-modality spaces (PCA, raw features),
+        which only Gromov-Wasserstein and COOT aligners can use.
+    description
+        One line for error messages and docs.
+
+    Examples
+    --------
+    >>> gs.benchmark.LEARNERS["pca"].shared_space  # doctest: +SKIP
+    False
+
+    """
+
+    name: str
+    func: LearnerFunc
+    shared_space: bool
+    description: str = ""
+
+    def __call__(self, mdata: MuData, key: str, **kwargs: Any) -> dict[str, Any]:
+        out = self.func(mdata, key, **kwargs)
+        return dict(out or {})
+
+
+#: Registered learners, by name.
+LEARNERS: dict[str, Learner] = {}
+
+
+def register_learner(
+    name: str,
+    *,
+    shared_space: bool,
+    description: str = "",
+    overwrite: bool = False,
+) -> Callable[[LearnerFunc], LearnerFunc]:
+    """Decorator adding a function to :data:`LEARNERS` under ``name``.
+
+    Parameters
+    ----------
+    name
+        Learner name for :func:`groove_sc.benchmark.run`.
+    shared_space
+        Whether the learner embeds all modalities in one shared space (see :class:`Learner`).
+    description
+        One line; defaults to the first line of the function's docstring.
+    overwrite
+        Replace an existing entry of the same name (otherwise an error).
+
+    Returns
+    -------
+    The decorator; it returns the function unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> @gs.benchmark.register_learner("first2", shared_space=False)  # doctest: +SKIP
+    ... def first2(mdata, key, *, groupby, seed):
+    ...     for m in mdata.mod:
+    ...         mdata[m].obsm[key] = np.asarray(mdata[m].X[:, :2])
+    >>> gs.benchmark.run(mdata, learners=["first2"], aligners=["egw"])  # doctest: +SKIP
+
+    """
+
+    def decorate(func: LearnerFunc) -> LearnerFunc:
+        if name in LEARNERS and not overwrite:
+            raise ValueError(
+                f"A learner named '{name}' is already registered; pass overwrite=True to "
+                "replace it or pick another name."
+            )
+        LEARNERS[name] = Learner(
+            name=name,
+            func=func,
+            shared_space=bool(shared_space),
+            description=description or (func.__doc__ or "").strip().split("\n")[0],
+        )
+        return func
+
+    return decorate
+
+
+def check_names(names: Iterable[str], registry: dict[str, Any], what: str) -> list[str]:
+    """Validate names against a registry; unknown names raise a ``KeyError`` with the valid list.
+
+    Parameters
+    ----------
+    names
+        Requested names (a single string is one name).
+    registry
+        The registry dict.
+    what
+        ``"learner"`` or ``"aligner"``, for the message.
+
+    Returns
+    -------
+    The names as a list, duplicates removed (first occurrence kept).
+
+    Examples
+    --------
+    >>> check_names(["pca"], LEARNERS, "learner")  # doctest: +SKIP
+    ['pca']
+
+    """
+    if isinstance(names, str):
+        names = [names]
+    names = list(dict.fromkeys(names))
+    if not names:
+        raise ValueError(f"Give at least one {what}; valid {what}s: {sorted(registry)}.")
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        raise KeyError(
+            f"Unknown {what}{'s' if len(unknown) > 1 else ''} {unknown}; valid {what}s: "
+            f"{sorted(registry)}."
+        )
+    return names

@@ -1,0 +1,201 @@
+"""Resumable sweeps: benchmark results appended to one CSV, unit by unit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mudata import MuData
+
+from ._columns import COLUMNS
+from ._registry import LEARNERS, check_names
+from ._run import run
+
+#: Columns a sweep puts before :data:`COLUMNS`.
+SWEEP_COLUMNS = ["dataset", "shared_fraction"]
+_ROUND = 6
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """Read a results CSV written by a sweep (empty table with the columns if absent).
+
+    Examples
+    --------
+    >>> res = read_results("results.csv")  # doctest: +SKIP
+
+    """
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=SWEEP_COLUMNS + COLUMNS)
+    df = pd.read_csv(path, keep_default_na=False, na_values=["", "nan", "NaN"])
+    for col in ("error", "dataset", "metric", "status", "tuning", "aligner", "learner"):
+        if col in df:
+            df[col] = df[col].fillna("").astype(str)
+    return df
+
+
+def _done(df: pd.DataFrame) -> set[tuple[str, float, int, str]]:
+    if df.empty:
+        return set()
+    frac = pd.to_numeric(df["shared_fraction"], errors="coerce").round(_ROUND)
+    return set(
+        zip(
+            df["dataset"].astype(str),
+            frac.fillna(-1.0),
+            df["seed"].astype(int),
+            df["learner"].astype(str),
+        )
+    )
+
+
+def _append(path: Path, df: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = not path.exists() or path.stat().st_size == 0
+    df[SWEEP_COLUMNS + COLUMNS].to_csv(path, mode="a", header=header, index=False)
+
+
+def run_units(
+    out_csv: str | Path,
+    units: Sequence[tuple[str, float | None, int]],
+    load: Callable[[str, float | None, int], MuData],
+    learners: Sequence[str],
+    aligners: Sequence[str],
+    *,
+    learner_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: bool = True,
+    **run_kwargs: Any,
+) -> pd.DataFrame:
+    """Run :func:`run` for each (dataset, shared_fraction, seed) unit and learner, appending.
+
+    A (dataset, shared_fraction, seed, learner) already in ``out_csv`` (whatever its status) is
+    skipped, so an interrupted sweep resumes where it stopped; a unit whose learners are all done
+    is not even loaded. Delete rows (or the file) to recompute them.
+
+    Parameters
+    ----------
+    out_csv
+        Results file (created, or appended to).
+    units
+        ``(dataset name, shared_fraction or None, seed)``.
+    load
+        ``load(dataset, shared_fraction, seed) -> MuData``.
+    learners, aligners, learner_kwargs
+        As in :func:`run`.
+    progress
+        Print progress lines.
+    **run_kwargs
+        Passed to :func:`run` (not ``seeds``: each unit runs its own seed).
+
+    Returns
+    -------
+    The whole results file after the sweep.
+
+    Examples
+    --------
+    >>> run_units("res.csv", [("sim", 0.5, 0)], load, ["pca"], ["egw"])  # doctest: +SKIP
+
+    """
+    learners = check_names(learners, LEARNERS, "learner")
+    out_csv = Path(out_csv)
+    done = _done(read_results(out_csv))
+    learner_kwargs = dict(learner_kwargs or {})
+    t0 = time.perf_counter()
+    for i, (dataset, fraction, seed) in enumerate(units, 1):
+        frac_key = -1.0 if fraction is None else round(float(fraction), _ROUND)
+        todo = [name for name in learners if (dataset, frac_key, int(seed), name) not in done]
+        where = f"[{i}/{len(units)}] {dataset}" + (
+            "" if fraction is None else f" shared_fraction={fraction:g}"
+        )
+        where += f" seed={seed}"
+        if not todo:
+            if progress:
+                print(f"[groove-sc benchmark] {where}: already in {out_csv}, skipped", flush=True)
+            continue
+        mdata = load(dataset, fraction, int(seed))
+        for j, learner in enumerate(todo, 1):
+            if progress:
+                elapsed = time.perf_counter() - t0
+                print(
+                    f"[groove-sc benchmark] {where} learner {learner} ({j}/{len(todo)}), "
+                    f"{elapsed:.0f} s elapsed",
+                    flush=True,
+                )
+            kw = {learner: learner_kwargs[learner]} if learner in learner_kwargs else None
+            res = run(
+                mdata,
+                [learner],
+                aligners,
+                seeds=[int(seed)],
+                learner_kwargs=kw,
+                progress=progress,
+                **run_kwargs,
+            )
+            res.insert(0, "shared_fraction", np.nan if fraction is None else float(fraction))
+            res.insert(0, "dataset", dataset)
+            _append(out_csv, res)
+    return read_results(out_csv)
+
+
+def run_sweep(
+    out_csv: str | Path,
+    learners: Sequence[str],
+    aligners: Sequence[str],
+    shared_fractions: Sequence[float] = (0.2, 0.5, 0.8),
+    seeds: Sequence[int] = (0, 1, 2),
+    simulation: Mapping[str, Any] | None = None,
+    *,
+    progress: bool = True,
+    **run_kwargs: Any,
+) -> pd.DataFrame:
+    """Benchmark over simulations ``shared_fraction`` x seeds, appended to one resumable CSV.
+
+    Each (shared_fraction, seed) simulates ``gs.datasets.simulate(shared_fraction=f, seed=s,
+    paired=True, **simulation)`` (so fractions share every random draw at a seed, see
+    :func:`groove_sc.datasets.simulate_sweep`) and runs :func:`run` with ``seeds=[s]``: the seed
+    drives both the data and the learners. Rows carry ``dataset="simulate"`` and
+    ``shared_fraction``.
+
+    Parameters
+    ----------
+    out_csv
+        Results file; rows already there are not recomputed (see :func:`run_units`).
+    learners, aligners
+        As in :func:`run`.
+    shared_fractions, seeds
+        The grid.
+    simulation
+        Other arguments of :func:`groove_sc.datasets.simulate` (``n_perturbations``,
+        ``cells_per_perturbation``, ``n_features``...).
+    progress
+        Print progress lines.
+    **run_kwargs
+        Passed to :func:`run` (``learner_kwargs``, ``aligner_kwargs``, ``tuning``...).
+
+    Returns
+    -------
+    The whole results file after the sweep.
+
+    Examples
+    --------
+    >>> res = gs.benchmark.run_sweep(
+    ...     "sweep.csv", ["pca", "groove"], ["leot", "egw"], shared_fractions=[0.2, 0.8],
+    ...     seeds=[0], simulation={"n_perturbations": 8},
+    ...     learner_kwargs={"groove": {"max_epochs": 20}})  # doctest: +SKIP
+
+    """
+    from ..datasets import simulate
+
+    sim = dict(simulation or {})
+    for bad in ("shared_fraction", "seed", "paired"):
+        if bad in sim:
+            raise ValueError(f"simulation must not set '{bad}': the sweep sets it.")
+
+    def load(dataset: str, fraction: float | None, seed: int) -> MuData:
+        return simulate(shared_fraction=fraction, seed=seed, paired=True, **sim)
+
+    units = [("simulate", float(f), int(s)) for s in seeds for f in shared_fractions]
+    return run_units(out_csv, units, load, learners, aligners, progress=progress, **run_kwargs)

@@ -1,0 +1,353 @@
+"""Choosing an aligner's epsilon without the truth, by held-out-group cross-validation.
+
+The truth (which cell is which) is unknown in a real weakly paired screen, but the perturbation
+labels are known, and a coupling that resolves structure *within* a block of cells should also
+resolve groups the aligner was not told about. The criterion hides part of the labels:
+
+- **label-constrained aligners** (``leot``, ``egw``, ``egwl``, ``fgw``, ...): groups are paired at
+  random; in fold ``k`` the groups of a share of the pairs are merged into one pseudo-group
+  ``{a, b}`` (every other cell is left unlabeled, so only the merged blocks are solved) and the
+  aligner only knows that a cell belongs to ``a`` or ``b``. Each group is merged in exactly one
+  fold, and the hidden label is then used to score the coupling of the merged blocks.
+- **unlabeled aligners** (``eot``, ``egw_all``, ``coot``, ...) never see the labels: the whole
+  coupling is scored with them, no folds needed.
+
+Two scores of a coupling against hidden labels are available:
+
+- ``"barycentric"`` (default): each source cell is projected to ``Q_i @ Y`` (``Q`` the
+  row-normalised coupling, ``Y`` the target's features, as in the barycentric metrics); the
+  score is the probability that a target cell of the source cell's own (hidden) group is closer
+  to the projection than a target cell of the other group(s) of the block, averaged over source
+  cells (0.5 blind, 1 perfect). It is a group-level analogue of barycentric FOSCTTM: it rewards
+  smoothing within a group and penalises mass that leaks into the wrong group.
+- ``"mass"``: the share of the block's mass that joins cells of the same hidden group, scaled
+  so that 0 is a coupling blind to the hidden label and 1 is perfect (rewards sharp couplings,
+  closer to ``trace`` and top-k accuracy).
+
+The candidate with the best mean score wins; candidates within ``tol`` of the best count as
+tied and the largest epsilon among them is taken (the smoother, more stable coupling). The
+oracle alternative (:func:`choose_oracle`) picks the candidate with the best truth-based metric
+and exists only to measure how much the truth-free choice loses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+#: Name of the temporary label column holding merged groups during cross-validation.
+CV_COLUMN = "_groove_cv_group"
+#: Multipliers of the aligner's default epsilon tried by the tuners.
+DEFAULT_EPSILON_FACTORS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+def candidate_epsilons(default: float, factors: Sequence[float]) -> list[float]:
+    """The candidate epsilons: ``default`` times each factor, sorted, duplicates removed.
+
+    Examples
+    --------
+    >>> candidate_epsilons(5e-3, (0.5, 1.0, 2.0))
+    [0.0025, 0.005, 0.01]
+
+    """
+    if default is None or not np.isfinite(default) or default <= 0:
+        raise ValueError(f"The default epsilon must be a positive number, got {default!r}.")
+    values = sorted({float(f) * float(default) for f in factors if float(f) > 0})
+    if not values:
+        raise ValueError(f"epsilon factors must hold positive numbers, got {list(factors)}.")
+    return values
+
+
+def _codes(labels: pd.Series, names: pd.Index) -> np.ndarray:
+    ok = labels.notna().to_numpy()
+    out = np.full(len(labels), -1, dtype=np.int64)
+    out[ok] = names.get_indexer(labels[ok].astype(str))
+    return out
+
+
+def label_agreement(
+    P: sp.spmatrix,
+    source_labels: pd.Series,
+    target_labels: pd.Series,
+    source_blocks: np.ndarray | None = None,
+    target_blocks: np.ndarray | None = None,
+) -> float:
+    """Scaled share of a coupling's mass joining cells of the same label.
+
+    Parameters
+    ----------
+    P
+        ``(n_source, n_target)`` coupling.
+    source_labels, target_labels
+        The labels scored (cells with a missing label are left out).
+    source_blocks, target_blocks
+        Optional block id per cell (``-1``: outside every block). Only mass within blocks is
+        scored, and the random baseline is computed per block: a source cell of label ``g`` in
+        block ``k`` would send ``n_target(g, k) / n_target(k)`` of its mass to label ``g`` under
+        a coupling blind to the labels.
+
+    Returns
+    -------
+    ``(agree - baseline) / (1 - baseline)``; NaN when there is no mass to score or the
+    baseline is 1.
+
+    Examples
+    --------
+    >>> ls, lt = (mdata[m].obs["perturbation"] for m in ("rna", "prot"))  # doctest: +SKIP
+    >>> label_agreement(P, ls, lt)  # doctest: +SKIP
+
+    """
+    names = pd.Index(sorted(set(source_labels.dropna().astype(str))))
+    s = _codes(source_labels, names)
+    t = _codes(target_labels, names)
+    nb = 1
+    if source_blocks is None:
+        source_blocks = np.zeros(len(s), dtype=np.int64)
+        target_blocks = np.zeros(len(t), dtype=np.int64)
+    else:
+        nb = int(max(source_blocks.max(initial=-1), target_blocks.max(initial=-1)) + 1)
+    P = sp.coo_matrix(P)
+    keep = (
+        (s[P.row] >= 0)
+        & (t[P.col] >= 0)
+        & (source_blocks[P.row] >= 0)
+        & (source_blocks[P.row] == target_blocks[P.col])
+    )
+    rows, cols, mass = P.row[keep], P.col[keep], P.data[keep]
+    total = float(mass.sum())
+    if total <= 0:
+        return float("nan")
+    agree = float(mass[s[rows] == t[cols]].sum()) / total
+    # baseline: per block, target label frequencies among labelled target cells of the block
+    ok_t = (t >= 0) & (target_blocks >= 0)
+    counts = np.zeros((max(nb, 1), len(names)))
+    np.add.at(counts, (target_blocks[ok_t], t[ok_t]), 1.0)
+    freq = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    row_mass = np.bincount(rows, weights=mass, minlength=P.shape[0])
+    used = np.flatnonzero(row_mass > 0)
+    base = float((row_mass[used] * freq[source_blocks[used], s[used]]).sum()) / total
+    if base >= 1.0:
+        return float("nan")
+    return (agree - base) / (1.0 - base)
+
+
+def projection_auc(
+    P: sp.spmatrix,
+    y_target: np.ndarray,
+    source_labels: pd.Series,
+    target_labels: pd.Series,
+    source_blocks: np.ndarray | None = None,
+    target_blocks: np.ndarray | None = None,
+    chunk: int = 1024,
+) -> float:
+    """Probability that an own-group target cell is closer to a cell's projection than another.
+
+    Parameters
+    ----------
+    P
+        ``(n_source, n_target)`` coupling.
+    y_target
+        ``(n_target, d)`` target representation projected by ``Q @ Y``.
+    source_labels, target_labels
+        The (hidden) labels scored; cells with a missing label are left out.
+    source_blocks, target_blocks
+        Optional block id per cell (``-1``: outside every block); a source cell is compared
+        with the target cells of its block only. Default: one block.
+    chunk
+        Source cells per distance computation.
+
+    Returns
+    -------
+    Mean over scored source cells (ties count one half); NaN when no source cell has mass and
+    target cells of both its own and another group in its block.
+
+    Examples
+    --------
+    >>> projection_auc(P, x_prot, ls, lt)  # doctest: +SKIP
+
+    """
+    from scipy.stats import rankdata
+
+    names = pd.Index(sorted(set(source_labels.dropna().astype(str))))
+    s = _codes(source_labels, names)
+    t = _codes(target_labels, names)
+    if source_blocks is None:
+        source_blocks = np.zeros(len(s), dtype=np.int64)
+        target_blocks = np.zeros(len(t), dtype=np.int64)
+    P = sp.csr_matrix(P, dtype=np.float64)
+    mass = np.asarray(P.sum(axis=1)).ravel()
+    y = np.asarray(y_target, dtype=np.float64)
+    aucs = []
+    for block in np.unique(source_blocks[source_blocks >= 0]):
+        rows = np.flatnonzero((source_blocks == block) & (s >= 0) & (mass > 0))
+        cols = np.flatnonzero((target_blocks == block) & (t >= 0))
+        if not len(rows) or len(np.unique(t[cols])) < 2:
+            continue
+        yb = y[cols]
+        for start in range(0, len(rows), chunk):
+            r = rows[start : start + chunk]
+            Q = sp.diags(1.0 / mass[r]) @ P[r]
+            proj = np.asarray(Q @ y)
+            d = (proj**2).sum(1)[:, None] + (yb**2).sum(1)[None, :] - 2.0 * proj @ yb.T
+            own = t[cols][None, :] == s[r][:, None]
+            n_own = own.sum(1)
+            n_other = len(cols) - n_own
+            ok = (n_own > 0) & (n_other > 0)
+            ranks = rankdata(d, axis=1)
+            own_rank = (ranks * own).sum(1)
+            # P(own farther than other) from the rank sum of the own-group distances
+            farther = (own_rank - n_own * (n_own + 1) / 2.0) / np.maximum(n_own * n_other, 1)
+            aucs.append(1.0 - farther[ok])
+    if not aucs:
+        return float("nan")
+    values = np.concatenate(aucs)
+    return float(values.mean()) if values.size else float("nan")
+
+
+def merge_folds(groups: Sequence[str], n_folds: int, seed: int) -> list[dict[str, str]]:
+    """Random pairs of groups, split into folds; per fold a map ``group -> merged name``.
+
+    With an odd number of groups one group is never merged. Fewer than two groups give no fold.
+
+    Examples
+    --------
+    >>> merge_folds(["a", "b", "c", "d"], n_folds=2, seed=0)  # doctest: +SKIP
+    [{'c': 'c|a', 'a': 'c|a'}, {'d': 'd|b', 'b': 'd|b'}]
+
+    """
+    groups = sorted(str(g) for g in groups)
+    order = list(np.random.default_rng(seed).permutation(len(groups)))
+    pairs = [(groups[order[i]], groups[order[i + 1]]) for i in range(0, len(order) - 1, 2)]
+    n_folds = max(1, min(int(n_folds), len(pairs)))
+    folds = []
+    for k in range(n_folds):
+        mapping = {}
+        for a, b in pairs[k::n_folds]:
+            mapping[a] = mapping[b] = f"{a}|{b}"
+        if mapping:
+            folds.append(mapping)
+    return folds
+
+
+#: ``align(groupby_column) -> (n_source, n_target) coupling`` at one candidate epsilon.
+AlignAt = Callable[[str | None], sp.spmatrix]
+Criterion = Literal["barycentric", "mass"]
+
+
+def heldout_group_score(
+    align_at: AlignAt,
+    source_labels: pd.Series,
+    target_labels: pd.Series,
+    set_cv_labels: Callable[[dict[str, str] | None], None],
+    labeled: bool,
+    n_folds: int = 2,
+    seed: int = 0,
+    criterion: Criterion = "barycentric",
+    y_target: np.ndarray | None = None,
+) -> float:
+    """The truth-free score of one candidate (see the module docstring).
+
+    Parameters
+    ----------
+    align_at
+        Runs the aligner at the candidate epsilon with the given label column (or ``None``) and
+        returns the source x target coupling.
+    source_labels, target_labels
+        The real labels of the two modalities.
+    set_cv_labels
+        Writes (``mapping``) or removes (``None``) the column :data:`CV_COLUMN` in which the
+        groups of ``mapping`` carry their merged name and every other cell is unlabeled (so
+        the aligner only solves the merged blocks).
+    labeled
+        Whether the aligner uses labels (then folds of merged groups are used).
+    n_folds
+        Folds of merged group pairs.
+    seed
+        Seed of the random pairing of groups.
+    criterion
+        ``"barycentric"`` (:func:`projection_auc`, needs ``y_target``) or ``"mass"``
+        (:func:`label_agreement`).
+    y_target
+        Target representation projected by the barycentric criterion.
+
+    Returns
+    -------
+    Mean score over folds (higher is better); NaN when nothing could be scored.
+
+    Examples
+    --------
+    >>> heldout_group_score(align_at, ls, lt, set_cv, labeled=True)  # doctest: +SKIP
+
+    """
+    if criterion not in ("barycentric", "mass"):
+        raise ValueError(f"criterion must be 'barycentric' or 'mass', got {criterion!r}.")
+    if criterion == "barycentric" and y_target is None:
+        raise ValueError("criterion='barycentric' needs y_target (the target representation).")
+
+    def score(P, s_blocks=None, t_blocks=None) -> float:
+        if criterion == "mass":
+            return label_agreement(P, source_labels, target_labels, s_blocks, t_blocks)
+        return projection_auc(P, y_target, source_labels, target_labels, s_blocks, t_blocks)
+
+    if not labeled:
+        return score(align_at(None))
+    shared = set(source_labels.dropna().astype(str)) & set(target_labels.dropna().astype(str))
+    scores = []
+    for mapping in merge_folds(sorted(shared), n_folds, seed):
+        set_cv_labels(mapping)
+        try:
+            P = align_at(CV_COLUMN)
+        finally:
+            set_cv_labels(None)
+        blocks = pd.Index(sorted(set(mapping.values())))
+
+        def block_of(labels: pd.Series, mapping=mapping, blocks=blocks) -> np.ndarray:
+            merged = labels.astype("object").map(mapping)
+            return _codes(merged, blocks)
+
+        scores.append(score(P, block_of(source_labels), block_of(target_labels)))
+    scores = [s for s in scores if np.isfinite(s)]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def choose_truth_free(candidates: Sequence[float], scores: Sequence[float], tol: float) -> float:
+    """The largest candidate whose score is within ``tol`` of the best (NaN scores ignored).
+
+    Returns NaN when no candidate has a finite score.
+
+    Examples
+    --------
+    >>> choose_truth_free([0.1, 0.2, 0.4], [0.50, 0.60, 0.595], tol=0.01)
+    0.4
+
+    """
+    scores = np.asarray(scores, dtype=float)
+    ok = np.isfinite(scores)
+    if not ok.any():
+        return float("nan")
+    best = scores[ok].max()
+    near = [c for c, s, k in zip(candidates, scores, ok) if k and s >= best - tol]
+    return float(max(near))
+
+
+def choose_oracle(
+    candidates: Sequence[float], values: Sequence[float], lower_is_better: bool
+) -> float:
+    """The candidate with the best truth-based value (ties: the larger epsilon).
+
+    Examples
+    --------
+    >>> choose_oracle([0.1, 0.2], [0.3, 0.3], lower_is_better=True)
+    0.2
+
+    """
+    v = np.asarray(values, dtype=float)
+    if not np.isfinite(v).any():
+        return float("nan")
+    v = np.where(np.isfinite(v), v, np.inf if lower_is_better else -np.inf)
+    best = v.min() if lower_is_better else v.max()
+    return float(max(c for c, x in zip(candidates, v) if x == best))
