@@ -75,7 +75,7 @@ def finish(
     if save:
         path = save_path(writekey, save)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=sc.settings.dpi_save, bbox_inches="tight")
+        fig.savefig(path, bbox_inches="tight")
     if return_fig:
         return fig
     show = sc.settings.autoshow if show is None else show
