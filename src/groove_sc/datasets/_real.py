@@ -214,11 +214,11 @@ def _raw_counts(adata: ad.AnnData, what: str, required: bool = True):
 
 
 def _clr(counts: sp.spmatrix) -> np.ndarray:
-    import muon as mu
-
     tmp = ad.AnnData(X=counts.copy())
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # muon's import warns about scanpy.__version__
         warnings.simplefilter("ignore")
+        import muon as mu
+
         mu.prot.pp.clr(tmp)
     x = tmp.X
     return np.asarray(x.toarray() if sp.issparse(x) else x, dtype=np.float32)

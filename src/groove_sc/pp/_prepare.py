@@ -120,7 +120,9 @@ def _prepare_rna(
 def _prepare_protein(
     adata: ad.AnnData, name: str, *, counts_layer: str, clr_axis: int
 ) -> tuple[ad.AnnData, dict]:
-    import muon as mu
+    with warnings.catch_warnings():  # muon's import warns about scanpy.__version__
+        warnings.simplefilter("ignore", FutureWarning)
+        import muon as mu
 
     counts = _counts_of(adata, counts_layer, name, required=False)
     if counts is None:
