@@ -23,8 +23,12 @@ from ._problem import AlignProblem, relative_epsilon
 from ._registry import AlignResult, register_aligner
 from ._sinkhorn import sinkhorn_padded
 
-#: Default epsilon relative to the largest initial sample (and feature) cost.
+#: Default epsilon relative to the largest initial sample cost.
 DEFAULT_EPSILON = 1e-2
+#: Default epsilon of the feature plan relative to the largest initial feature cost (larger than
+#: the sample one: the feature cost sharpens as the sample plan does, and a near-permutation
+#: feature plan makes its Sinkhorn solves very slow).
+DEFAULT_EPSILON_FEATURE = 5e-2
 
 
 def solve_coot(
@@ -95,7 +99,7 @@ def solve_coot(
         yb = ops.transpose(ch["Y"]) @ ch["b"][:, :, None]
         S0 = S0 + nx.sum((xa @ ops.transpose(yb)) / mass, axis=0)
     eps_rel = relative_epsilon(problem, DEFAULT_EPSILON)
-    eps_f_rel = eps_rel if epsilon_feature is None else float(epsilon_feature)
+    eps_f_rel = DEFAULT_EPSILON_FEATURE if epsilon_feature is None else float(epsilon_feature)
     if not eps_f_rel > 0:
         raise ValueError(f"epsilon_feature must be positive, got {epsilon_feature!r}.")
     s_scale = max(support_max(sample_cost(ch, Tf), ch["a"], ch["b"], ops) for ch in chunks)
@@ -196,7 +200,7 @@ def coot(
     problem
         Prepared by :func:`groove_sc.tl.align`.
     epsilon_feature
-        Relative epsilon of the feature plan (default: the sample epsilon).
+        Relative epsilon of the feature plan (default ``5e-2``).
     tol
         Stop when the feature plan changes by less than ``tol`` (L1).
     max_iter
@@ -244,7 +248,7 @@ def cootl(
     problem
         Prepared by :func:`groove_sc.tl.align`.
     epsilon_feature
-        Relative epsilon of the feature plan (default: the sample epsilon).
+        Relative epsilon of the feature plan (default ``5e-2``).
     tol
         Stop when the feature plan changes by less than ``tol`` (L1).
     max_iter
