@@ -154,4 +154,7 @@ def impute(
         "decoder": model is not None,
     }
     mdata.mod[key_added] = imputed
-    mdata.update()
+    with warnings.catch_warnings():
+        # the imputed modality shares the target's var_names by design
+        warnings.filterwarnings("ignore", message="Cannot join columns with the same name")
+        mdata.update()
