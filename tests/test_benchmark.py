@@ -290,6 +290,15 @@ def test_sweep_appends_and_resumes(tmp_path):
     assert len(more) > n
     assert set(more.loc[more["learner"] == "labels", "aligner"]) == {"leot", "latent"}
     assert set(more.loc[more["learner"] == "pca", "status"]) == {"ok", "skipped"}
+    # units in parallel processes give the same rows as in this process
+    par = gs.benchmark.run_sweep(
+        tmp_path / "par.csv", ["labels", "pca"], ["leot", "egw"], n_jobs=2, threads=1, **kw
+    )
+    cols = ["shared_fraction", "learner", "aligner", "metric", "value", "status"]
+    key = ["shared_fraction", "learner", "aligner", "metric"]
+    pca_par, pca_seq = (df[df["learner"] == "pca"][cols].sort_values(key) for df in (par, more))
+    pd.testing.assert_frame_equal(pca_par.reset_index(drop=True), pca_seq.reset_index(drop=True))
+    assert len(par) > len(pca_par)
 
 
 def test_run_config_and_cli(tmp_path, capsys):
@@ -302,7 +311,8 @@ def test_run_config_and_cli(tmp_path, capsys):
         "aligners": ["leot", "egw"],
         "seeds": [0],
         "simulation": {"shared_fractions": [0.3, 0.7], **SIM},
-        "figures": {"dir": str(tmp_path / "fig"), "metric": "foscttm_barycentric"},
+        "figures": {"dir": str(tmp_path / "fig"), "metrics": ["foscttm_barycentric", "trace"]},
+        "threads": 1,
     }
     path = tmp_path / "grid.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -313,8 +323,9 @@ def test_run_config_and_cli(tmp_path, capsys):
     res = gs.benchmark.read_results(out)
     assert set(res["learner"]) == {"labels", "pca"}
     assert _ok(res, learner="pca", aligner="leot")["status"].eq("skipped").all()
-    assert (tmp_path / "fig" / "benchmark_grid.png").stat().st_size > 0
-    assert (tmp_path / "fig" / "benchmark_sweep.png").stat().st_size > 0
+    for metric in ("foscttm_barycentric", "trace"):
+        for kind in ("grid", "sweep"):
+            assert (tmp_path / "fig" / f"benchmark_{kind}_{metric}.png").stat().st_size > 0
     path.write_text(yaml.safe_dump({**cfg, "epochs": 3}))
     with pytest.raises(KeyError, match="Unknown key.*epochs.*learners"):
         gs.benchmark.run_config(path, out)

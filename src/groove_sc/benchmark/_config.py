@@ -30,10 +30,15 @@ CONFIG_KEYS = {
     "tuning_tol": "tie tolerance of the truth-free criterion",
     "oracle_metric": "metric of the oracle choice",
     "target_rep": "target representation for foscttm_barycentric",
-    "threads": "torch threads (default: leave as is)",
-    "figures": "{dir: folder, metric: name}: write benchmark_grid.png and benchmark_sweep.png",
+    "tune_aligners": "aligners that truth_free/oracle tune (default: all with an epsilon)",
+    "tuning_criterion": "barycentric | mass (truth-free score)",
+    "threads": "torch threads per process (default: leave as is)",
+    "n_jobs": "(dataset, seed) units run in parallel processes (default 1)",
+    "figures": "{dir: folder, metrics: [names]}: write benchmark_{grid,sweep}_<metric>.png",
 }
 _RUN_KEYS = (
+    "tune_aligners",
+    "tuning_criterion",
     "aligner_kwargs",
     "learner_kwargs",
     "tuning",
@@ -78,8 +83,13 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return cfg
 
 
-def write_figures(results: pd.DataFrame, folder: str | Path, metric: str) -> list[Path]:
+def write_figures(
+    results: pd.DataFrame, folder: str | Path, metric: str, tuning: str | None = None
+) -> list[Path]:
     """Grid (one panel per shared fraction) and sweep figures of a results table, as PNG.
+
+    Files: ``benchmark_grid_<metric>.png`` and, with several shared fractions,
+    ``benchmark_sweep_<metric>.png`` in ``folder``.
 
     Examples
     --------
@@ -105,14 +115,16 @@ def write_figures(results: pd.DataFrame, folder: str | Path, metric: str) -> lis
         1, len(panels), figsize=(1.0 + 0.9 * n_a * len(panels), 1.2 + 0.55 * n_l), squeeze=False
     )
     for ax, frac in zip(axes[0], panels):
-        pl.benchmark(results, metric, kind="grid", shared_fraction=frac, ax=ax, show=False)
+        pl.benchmark(
+            results, metric, "grid", ax=ax, show=False, shared_fraction=frac, tuning=tuning
+        )
     fig.tight_layout()
-    paths = [folder / "benchmark_grid.png"]
+    paths = [folder / f"benchmark_grid_{metric}.png"]
     fig.savefig(paths[0], dpi=110, bbox_inches="tight")
     plt.close(fig)
     if len(fractions) > 1:
-        fig = pl.benchmark(results, metric, kind="sweep", return_fig=True)
-        paths.append(folder / "benchmark_sweep.png")
+        fig = pl.benchmark(results, metric, "sweep", return_fig=True, tuning=tuning)
+        paths.append(folder / f"benchmark_sweep_{metric}.png")
         fig.savefig(paths[1], dpi=110, bbox_inches="tight")
         plt.close(fig)
     return paths
@@ -126,8 +138,9 @@ def run_config(config_path: str | Path, out_csv: str | Path) -> pd.DataFrame:
     ``paired=True`` is implied) or a ``dataset`` (``{path: file.h5mu}`` with the truth column).
     Optional keys: ``learner_kwargs``, ``aligner_kwargs``, ``tuning``, ``source``, ``target``,
     ``groupby``, ``truth_key``, ``label_key``, ``epsilon_factors``, ``cv_folds``, ``tuning_tol``,
-    ``oracle_metric``, ``target_rep``, ``threads`` and ``figures`` (``{dir, metric}``: also write
-    the grid and sweep plots). Progress is printed; a failure in one combination is a row of the
+    ``oracle_metric``, ``target_rep``, ``tune_aligners``, ``tuning_criterion``, ``threads``,
+    ``n_jobs`` and ``figures`` (``{dir, metrics, tuning}``: also write the grid and sweep
+    plots of each metric). Progress is printed; a failure in one combination is a row of the
     table, not the end of the run.
 
     Example file (``benchmarks/configs/simulation_grid.yaml`` holds the documented grid)::
@@ -160,11 +173,9 @@ def run_config(config_path: str | Path, out_csv: str | Path) -> pd.DataFrame:
 
     """
     cfg = load_config(config_path)
-    if cfg.get("threads"):
-        import torch
-
-        torch.set_num_threads(int(cfg["threads"]))
     kwargs = {k: cfg[k] for k in _RUN_KEYS if k in cfg}
+    kwargs["n_jobs"] = int(cfg.get("n_jobs", 1))
+    kwargs["threads"] = cfg.get("threads")
     seeds = [int(s) for s in cfg.get("seeds", (0, 1, 2))]
     t0 = time.perf_counter()
     print(
@@ -203,10 +214,10 @@ def run_config(config_path: str | Path, out_csv: str | Path) -> pd.DataFrame:
     fig_cfg = cfg.get("figures")
     if fig_cfg:
         fig_cfg = {"dir": fig_cfg} if isinstance(fig_cfg, str) else dict(fig_cfg)
-        for p in write_figures(
-            results, fig_cfg["dir"], fig_cfg.get("metric", "foscttm_barycentric")
-        ):
-            print(f"[groove-sc benchmark] wrote {p}", flush=True)
+        metrics = fig_cfg.get("metrics", fig_cfg.get("metric", "foscttm_barycentric"))
+        for metric in [metrics] if isinstance(metrics, str) else metrics:
+            for p in write_figures(results, fig_cfg["dir"], metric, fig_cfg.get("tuning")):
+                print(f"[groove-sc benchmark] wrote {p}", flush=True)
     n_err = int((results["status"] == "error").sum())
     n_skip = int((results["status"] == "skipped").sum())
     print(

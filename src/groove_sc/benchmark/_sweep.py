@@ -58,6 +58,52 @@ def _append(path: Path, df: pd.DataFrame) -> None:
     df[SWEEP_COLUMNS + COLUMNS].to_csv(path, mode="a", header=header, index=False)
 
 
+def _run_unit(
+    unit: tuple[str, float | None, int],
+    todo: Sequence[str],
+    load: Callable[[str, float | None, int], MuData],
+    aligners: Sequence[str],
+    learner_kwargs: Mapping[str, Mapping[str, Any]],
+    where: str,
+    start: float,
+    progress: bool,
+    threads: int | None,
+    append_to: Path | None,
+    run_kwargs: Mapping[str, Any],
+) -> pd.DataFrame:
+    """All pending learners of one unit; appends each learner's rows when ``append_to``."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    dataset, fraction, seed = unit
+    mdata = load(dataset, fraction, int(seed))
+    parts = []
+    for j, learner in enumerate(todo, 1):
+        if progress:
+            print(
+                f"[groove-sc benchmark] {where} learner {learner} ({j}/{len(todo)}), "
+                f"{time.time() - start:.0f} s elapsed",
+                flush=True,
+            )
+        kw = {learner: learner_kwargs[learner]} if learner in learner_kwargs else None
+        res = run(
+            mdata,
+            [learner],
+            aligners,
+            seeds=[int(seed)],
+            learner_kwargs=kw,
+            progress=progress,
+            **run_kwargs,
+        )
+        res.insert(0, "shared_fraction", np.nan if fraction is None else float(fraction))
+        res.insert(0, "dataset", dataset)
+        if append_to is not None:
+            _append(append_to, res)
+        parts.append(res)
+    return pd.concat(parts, ignore_index=True)
+
+
 def run_units(
     out_csv: str | Path,
     units: Sequence[tuple[str, float | None, int]],
@@ -66,6 +112,8 @@ def run_units(
     aligners: Sequence[str],
     *,
     learner_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+    n_jobs: int = 1,
+    threads: int | None = None,
     progress: bool = True,
     **run_kwargs: Any,
 ) -> pd.DataFrame:
@@ -85,6 +133,12 @@ def run_units(
         ``load(dataset, shared_fraction, seed) -> MuData``.
     learners, aligners, learner_kwargs
         As in :func:`run`.
+    n_jobs
+        Units run in parallel processes (joblib); with 1, rows are appended after every
+        learner, otherwise after every unit, as units finish.
+    threads
+        Torch threads per process (default: leave as is); with ``n_jobs`` processes, ``threads``
+        of 1 avoids oversubscribing the cores.
     progress
         Print progress lines.
     **run_kwargs
@@ -103,7 +157,8 @@ def run_units(
     out_csv = Path(out_csv)
     done = _done(read_results(out_csv))
     learner_kwargs = dict(learner_kwargs or {})
-    t0 = time.perf_counter()
+    start = time.time()
+    jobs = []
     for i, (dataset, fraction, seed) in enumerate(units, 1):
         frac_key = -1.0 if fraction is None else round(float(fraction), _ROUND)
         todo = [name for name in learners if (dataset, frac_key, int(seed), name) not in done]
@@ -115,27 +170,22 @@ def run_units(
             if progress:
                 print(f"[groove-sc benchmark] {where}: already in {out_csv}, skipped", flush=True)
             continue
-        mdata = load(dataset, fraction, int(seed))
-        for j, learner in enumerate(todo, 1):
-            if progress:
-                elapsed = time.perf_counter() - t0
-                print(
-                    f"[groove-sc benchmark] {where} learner {learner} ({j}/{len(todo)}), "
-                    f"{elapsed:.0f} s elapsed",
-                    flush=True,
-                )
-            kw = {learner: learner_kwargs[learner]} if learner in learner_kwargs else None
-            res = run(
-                mdata,
-                [learner],
-                aligners,
-                seeds=[int(seed)],
-                learner_kwargs=kw,
-                progress=progress,
-                **run_kwargs,
-            )
-            res.insert(0, "shared_fraction", np.nan if fraction is None else float(fraction))
-            res.insert(0, "dataset", dataset)
+        jobs.append(((dataset, fraction, int(seed)), todo, where))
+    common = (aligners, learner_kwargs)
+    if n_jobs == 1 or len(jobs) <= 1:
+        for unit, todo, where in jobs:
+            _run_unit(unit, todo, load, *common, where, start, progress, threads, out_csv,
+                      run_kwargs)  # fmt: skip
+    else:
+        from joblib import Parallel, delayed
+
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+        for res in parallel(
+            delayed(_run_unit)(
+                unit, todo, load, *common, where, start, progress, threads, None, run_kwargs
+            )  # fmt: skip
+            for unit, todo, where in jobs
+        ):
             _append(out_csv, res)
     return read_results(out_csv)
 
