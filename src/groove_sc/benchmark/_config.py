@@ -86,7 +86,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
 def write_figures(
     results: pd.DataFrame, folder: str | Path, metric: str, tuning: str | None = None
 ) -> list[Path]:
-    """Grid (one panel per shared fraction) and sweep figures of a results table, as PNG.
+    """Grid (one panel per shared fraction, stacked) and sweep figures of a results table, as PNG.
 
     Files: ``benchmark_grid_<metric>.png`` and, with several shared fractions,
     ``benchmark_sweep_<metric>.png`` in ``folder``.
@@ -112,9 +112,9 @@ def write_figures(
     n_l = ok["learner"].nunique()
     n_a = ok["aligner"].nunique()
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(1.0 + 0.9 * n_a * len(panels), 1.2 + 0.55 * n_l), squeeze=False
+        len(panels), 1, figsize=(1.5 + 0.9 * n_a, (1.4 + 0.55 * n_l) * len(panels)), squeeze=False
     )
-    for ax, frac in zip(axes[0], panels):
+    for ax, frac in zip(axes[:, 0], panels):
         pl.benchmark(
             results, metric, "grid", ax=ax, show=False, shared_fraction=frac, tuning=tuning
         )

@@ -66,7 +66,7 @@ def _error_text(exc: BaseException) -> str:
 class _Context:
     """Everything one seed's runs share."""
 
-    mdata: MuData
+    mdata: MuData | None
     source: str
     target: str
     groupby: str | None
@@ -141,7 +141,7 @@ class _Cell:
             self.groupby = None
         self.kwargs = kwargs
         self.cache: dict[float | None, tuple[dict[str, float], float, float]] = {}
-        self.spent = 0.0
+        self.spent = 0.0  # seconds of alignments since the last reset
 
     def _align(self, epsilon: float | None, groupby: str | None, key: str) -> float:
         from ..tl import align
@@ -220,37 +220,45 @@ class _Cell:
             y_target=dense(self.blind.mod[ctx.target].X),
         )
 
-    def tuned_epsilon(self, tuning: str) -> float | None:
-        """The epsilon a tuning mode picks (``None``: the default; NaN: not tunable)."""
-        if tuning == "default" or (
-            self.ctx.tune_aligners is not None and self.aligner not in self.ctx.tune_aligners
-        ):
-            return self.fixed_epsilon
+    def tuned(self, tuning: str) -> tuple[dict[str, float], float, float]:
+        """Scores, seconds and relative epsilon of one tuning mode.
+
+        The seconds of a tuned row are the cost of the whole procedure: the held-out-group
+        alignments plus the final one (truth-free), or every candidate's alignment (oracle).
+        Aligners without an epsilon, or not in ``tune_aligners``, keep their default row.
+        """
+        untuned = self.ctx.tune_aligners is not None and self.aligner not in self.ctx.tune_aligners
+        if tuning == "default" or untuned:
+            return self.full(self.fixed_epsilon)
         default = self.full(None)[2]
         if not np.isfinite(default):
-            return None
+            return self.full(None)
         candidates = candidate_epsilons(default, self.ctx.epsilon_factors)
         if tuning == "truth_free":
             if self.ctx.groupby is None:
                 raise ValueError("truth-free tuning needs labels (groupby).")
-            scores = []
+            self.spent, scores = 0.0, []
             for c in candidates:
                 try:
                     scores.append(self.cv_score(c))
                 except Exception:  # noqa: BLE001 - a failing candidate is just not chosen
                     scores.append(np.nan)
+            cost = self.spent
             chosen = choose_truth_free(candidates, scores, self.ctx.tuning_tol)
         else:
-            values = []
+            values, cost = [], 0.0
             for c in candidates:
                 try:
-                    values.append(self.full(c)[0].get(self.ctx.oracle_metric, np.nan))
+                    res, seconds, _ = self.full(c)
+                    values.append(res.get(self.ctx.oracle_metric, np.nan))
+                    cost += seconds
                 except Exception:  # noqa: BLE001
                     values.append(np.nan)
             chosen = choose_oracle(candidates, values, lower_is_better(self.ctx.oracle_metric))
         if not np.isfinite(chosen):
             raise RuntimeError(f"no candidate epsilon of {candidates} could be scored.")
-        return chosen
+        scores_, seconds, eps_rel = self.full(chosen)
+        return scores_, (cost + seconds if tuning == "truth_free" else cost), eps_rel
 
 
 def needs_shared_space(aligner: str) -> bool:
@@ -293,12 +301,8 @@ def _run_aligners(
             continue
         cell = _Cell(ctx, blind, scoring, key, aligner)
         for tuning in ctx.tuning:
-            cell.spent = 0.0
             try:
-                eps = cell.tuned_epsilon(tuning)
-                scores, seconds, eps_rel = cell.full(eps)
-                if tuning != "default":
-                    seconds = cell.spent  # the cost of choosing is part of the method
+                scores, seconds, eps_rel = cell.tuned(tuning)
             except Exception as exc:  # noqa: BLE001 - recorded, the grid goes on
                 ctx.add(
                     spec.name,
@@ -371,6 +375,35 @@ def _run_seed(ctx: _Context, learners: Sequence[str], aligners: Sequence[str]) -
     for name in learners:
         _run_learner(ctx, name, aligners)
     return ctx.rows
+
+
+def _run_seed_from_file(path: str, ctx: _Context, learners, aligners) -> list[dict]:
+    import mudata
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        ctx.mdata = mudata.read_h5mu(path)
+    return _run_seed(ctx, learners, aligners)
+
+
+def _run_seeds_in_processes(contexts: list[_Context], learners, aligners, n_jobs: int):
+    """Seeds in joblib processes; the data travel as an ``.h5mu`` of the needed columns only."""
+    import tempfile
+    from pathlib import Path
+
+    from joblib import Parallel, delayed
+
+    ctx0 = contexts[0]
+    keys = [k for k in (ctx0.groupby, ctx0.truth_key, ctx0.label_key) if k]
+    view = light_view(ctx0.mdata, [ctx0.source, ctx0.target], keys)
+    with tempfile.TemporaryDirectory(prefix="groove_bench_") as tmp:
+        path = str(Path(tmp) / "data.h5mu")
+        view.write(path)
+        for ctx in contexts:
+            ctx.mdata = None
+        return Parallel(n_jobs=n_jobs)(
+            delayed(_run_seed_from_file)(path, ctx, learners, aligners) for ctx in contexts
+        )
 
 
 def _resolve_modalities(mdata: MuData, source: str | None, target: str | None) -> tuple[str, str]:
@@ -453,7 +486,8 @@ def run(
     learner or an aligner gives ``status="error"`` with the exception text, and the grid goes on.
 
     **Reproducibility.** Python, numpy, torch and scvi-tools are seeded with the seed before
-    every learner: equal seeds give equal tables (timings aside).
+    every learner: equal seeds give equal tables (timings aside) on the same machine and number
+    of threads.
 
     Parameters
     ----------
@@ -477,7 +511,9 @@ def run(
         Per aligner, keyword arguments of :func:`groove_sc.tl.align` (``epsilon``, ``k``,
         ``alpha``, ``groupby=None`` to run an ``"optional"`` aligner unlabeled...).
     n_jobs
-        Seeds run in parallel processes (joblib); 1 runs in this process.
+        Seeds run in parallel processes (joblib; the two modalities travel as a temporary
+        ``.h5mu``); 1 runs in this process. Processes may use another number of threads, which
+        can change float results in the last digits.
     source, target
         Modalities (default: the first two of ``mdata.mod``); couplings are source x target
         and imputation predicts the target's features for source cells.
@@ -583,11 +619,7 @@ def run(
     if n_jobs == 1 or len(seeds) == 1:
         parts = [_run_seed(ctx, learners, aligners) for ctx in contexts]
     else:
-        from joblib import Parallel, delayed
-
-        parts = Parallel(n_jobs=n_jobs)(
-            delayed(_run_seed)(ctx, learners, aligners) for ctx in contexts
-        )
+        parts = _run_seeds_in_processes(contexts, learners, aligners, n_jobs)
     rows = [row for part in parts for row in part]
     out = pd.DataFrame(rows, columns=COLUMNS)
     out["seed"] = out["seed"].astype(int)

@@ -90,7 +90,8 @@ def _grid(results, metric, ax, tuning, shared_fraction, cmap, annotate, spread):
         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
     where = "" if shared_fraction is None else f", shared_fraction={shared_fraction:g}"
     n_seeds = int(df["seed"].nunique()) if "seed" in df else 1
-    ax.set_title(f"{metric} ({_direction(metric)}{where})\nmean ± {spread} over {n_seeds} seeds, "
+    seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    ax.set_title(f"{metric} ({_direction(metric)}{where})\nmean ± {spread} over {seeds}, "
                  f"epsilon: {tuning}", fontsize="small")  # fmt: skip
     ax.set_xlabel("aligner")
     ax.set_ylabel("learner")
