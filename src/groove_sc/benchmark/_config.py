@@ -135,7 +135,8 @@ def run_config(config_path: str | Path, out_csv: str | Path) -> pd.DataFrame:
 
     The file names the learners, aligners and seeds, and either a ``simulation`` sweep (its
     ``shared_fractions`` plus any other argument of :func:`groove_sc.datasets.simulate`;
-    ``paired=True`` is implied) or a ``dataset`` (``{path: file.h5mu}`` with the truth column).
+    ``paired=True`` is implied) or a ``dataset`` (``{path: file.h5mu}`` with the truth column;
+    a relative path is looked up from the working directory, then from the config's folder).
     Optional keys: ``learner_kwargs``, ``aligner_kwargs``, ``tuning``, ``source``, ``target``,
     ``groupby``, ``truth_key``, ``label_key``, ``epsilon_factors``, ``cv_folds``, ``tuning_tol``,
     ``oracle_metric``, ``target_rep``, ``tune_aligners``, ``tuning_criterion``, ``threads``,
@@ -200,8 +201,8 @@ def run_config(config_path: str | Path, out_csv: str | Path) -> pd.DataFrame:
 
         spec = cfg["dataset"]
         path = Path(spec["path"] if isinstance(spec, dict) else spec)
-        if not path.is_absolute():
-            path = Path(config_path).parent / path
+        if not path.is_absolute() and not path.exists():
+            path = Path(config_path).parent / path  # relative to the config file
         cache: dict[str, Any] = {}
 
         def load(dataset: str, fraction: float | None, seed: int):

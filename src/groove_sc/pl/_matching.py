@@ -73,7 +73,7 @@ def _heatmap(mdata, key, groupby, ax, cmap, show_labels, colorbar):
     share = np.divide(mass, total, out=np.full_like(mass, np.nan), where=total > 0)
     same = np.asarray(rows)[:, None] == np.asarray(cols)[None, :]
     diag = float(mass[same].sum() / mass.sum()) if mass.sum() > 0 else float("nan")
-    fig, ax = get_axes(ax, (1.5 + 0.25 * len(cols), 1.0 + 0.25 * len(rows)))
+    fig, ax = get_axes(ax, (max(4.5, 2.5 + 0.25 * len(cols)), max(3.5, 1.5 + 0.25 * len(rows))))
     im = ax.imshow(share, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
     if show_labels is None:
         show_labels = max(len(rows), len(cols)) <= 60
