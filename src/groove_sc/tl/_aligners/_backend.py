@@ -8,11 +8,14 @@ from typing import Any
 import numpy as np
 import ot
 
-#: Kernel bytes per chunk of padded groups on CPU (fits the L2/L3 caches: each chunk is iterated
-#: to convergence before the next one is touched).
-CPU_CHUNK_BYTES = 4 * 2**20
-#: Kernel bytes per chunk on a GPU (all groups of similar size in one tensor program).
-GPU_CHUNK_BYTES = 1024 * 2**20
+#: Padded costs per solver call on CPU (a batch of groups of similar size).
+CPU_CHUNK_BYTES = 256 * 2**20
+#: Padded costs per solver call on a GPU.
+GPU_CHUNK_BYTES = 2048 * 2**20
+#: Kernels iterated together on CPU: sized for the caches (slots are refilled as groups finish).
+CPU_WORKING_SET_BYTES = 8 * 2**20
+#: Kernels iterated together on a GPU: one tensor program over the whole batch.
+GPU_WORKING_SET_BYTES = 2048 * 2**20
 
 
 @dataclass
@@ -50,10 +53,22 @@ class ArrayOps:
         Examples
         --------
         >>> resolve_backend("cpu").chunk_bytes  # doctest: +SKIP
-        4194304
+        268435456
 
         """
         return CPU_CHUNK_BYTES if self.device == "cpu" else GPU_CHUNK_BYTES
+
+    @property
+    def working_set_bytes(self) -> int:
+        """Kernel memory iterated together (cache-sized on CPU).
+
+        Examples
+        --------
+        >>> resolve_backend("cpu").working_set_bytes  # doctest: +SKIP
+        8388608
+
+        """
+        return CPU_WORKING_SET_BYTES if self.device == "cpu" else GPU_WORKING_SET_BYTES
 
     @property
     def itemsize(self) -> int:

@@ -178,7 +178,7 @@ def leot(
     tol: float = 1e-4,
     max_iter: int = 10_000,
     omega: float | str = "auto",
-    eps_scaling: int = 0,
+    eps_scaling: int = 3,
     prune: float = 1e-12,
     solver: Literal["batched", "pot"] = "batched",
     pot_method: str = "sinkhorn",
@@ -201,7 +201,8 @@ def leot(
     omega
         Over-relaxation, ``"auto"`` (adaptive per group) or a value in ``[1, 2)``.
     eps_scaling
-        Number of epsilon-halving warm-start stages before the target epsilon.
+        Warm-up stages at ``2**k`` times epsilon (k = eps_scaling, ..., 1), each solved to a
+        loose tolerance and warm-starting the next.
     prune
         Entries below ``prune`` times their row's maximum are not stored.
     solver
@@ -237,7 +238,7 @@ def eot(
     tol: float = 1e-4,
     max_iter: int = 10_000,
     omega: float | str = "auto",
-    eps_scaling: int = 0,
+    eps_scaling: int = 3,
     prune: float = 1e-12,
     solver: Literal["batched", "pot"] = "batched",
     pot_method: str = "sinkhorn",
@@ -258,7 +259,8 @@ def eot(
     omega
         Over-relaxation, ``"auto"`` (adaptive per group) or a value in ``[1, 2)``.
     eps_scaling
-        Number of epsilon-halving warm-start stages before the target epsilon.
+        Warm-up stages at ``2**k`` times epsilon (k = eps_scaling, ..., 1), each solved to a
+        loose tolerance and warm-starting the next.
     prune
         Entries below ``prune`` times their row's maximum are not stored.
     solver

@@ -1,20 +1,26 @@
 """Batched, stabilised Sinkhorn over padded groups (numpy or torch, through POT's backend).
 
-One call solves ``G`` independent entropic OT problems of (padded) size ``N x M`` in one tensor
-program:
+One call solves ``G`` independent entropic OT problems of (padded) size ``N x M``:
 
     P_g = diag(a_g) exp((f_g + g_g - C_g) / eps) diag(b_g),
 
-(the entropy is taken relative to ``a_g b_g^T``, as in POT's ``reg_type="kl"``). The iteration
-runs on kernel-domain scalings ``exp(lu), exp(lv)`` around absorbed log-domain potentials ``f, g``:
-the kernel ``exp((f + g - C) / eps)`` has entries at most 1, and when the scalings grow they are
-absorbed into ``f, g`` and the kernel is rebuilt (Schmitzer 2019), so float32 is safe at small
-epsilon. Padding has ``C = inf`` and zero masses.
+(the entropy is taken relative to ``a_g b_g^T``, as in POT's ``reg_type="kl"``; for balanced
+problems this is the usual entropic OT plan). The iteration runs on kernel-domain scalings
+``exp(lu), exp(lv)`` around absorbed log-domain potentials ``f, g``: the kernel
+``exp((f + g - C) / eps)`` has entries at most 1, and when the scalings grow they are absorbed
+into ``f, g`` and the kernel is rebuilt (Schmitzer 2019), so float32 is safe at small epsilon.
+Padding has ``C = inf`` and zero masses.
 
-Accelerations: adaptive over-relaxation per group (Thibault et al. 2017; Lehmann et al. 2021:
-``omega = 2 / (1 + sqrt(1 - theta))`` from the measured plain-Sinkhorn rate ``theta``, with a
-fall-back to ``omega = 1`` whenever the error grows), optional epsilon scaling (warm start from a
-sequence of larger epsilons), and compaction (converged groups leave the batch).
+Scheduling: the groups are processed through a pool of *slots* (as many as fit the backend's
+working-set budget: the CPU caches, or the whole batch on a GPU). All slots iterate together in
+one tensor program; when a group converges its slot is refilled with the next group, so the
+batch stays full and slow groups do not hold fast ones back.
+
+Accelerations, per slot: epsilon scaling (the group is first solved at ``eps * 2**k``, ...,
+``2 eps`` to a loose tolerance, each stage warm-starting the next), and adaptive over-relaxation
+(Thibault et al. 2017; Lehmann et al. 2021: ``omega = 2 / (1 + sqrt(1 - theta))`` from the
+measured plain-Sinkhorn rate ``theta``). A group whose error grows, or turns non-finite, under
+over-relaxation is rolled back to its last checked state and continues with ``omega = 1``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,10 @@ from ._backend import ArrayOps
 
 #: Absorb scalings into the potentials once ``|log u|`` or ``|log v|`` exceeds this.
 ABSORB_AT = 30.0
+#: Tolerance of the epsilon-scaling warm-up stages (relative L1 marginal error).
+STAGE_TOL = 1e-3
+#: Over-relaxation is abandoned for a group whose error grows by more than this per check.
+GROWTH_LIMIT = 3.0
 
 
 @dataclass
@@ -41,7 +51,7 @@ class SinkhornOutput:
     f, g
         Final potentials ``(G, N)``, ``(G, M)`` (backend arrays), for warm starts.
     n_iter
-        Iterations per group (numpy).
+        Iterations per group, warm-up stages included (numpy).
     error
         Per group: L1 marginal error of the returned plan relative to the group mass (balanced),
         or the last change of the log-scalings (unbalanced).
@@ -79,17 +89,17 @@ def marginal_errors(plan: Any, a: Any, b: Any, ops: ArrayOps) -> np.ndarray:
     return ops.to_numpy((row + col) / mass).astype(np.float64)
 
 
-def _initial_potentials(C: Any, f: Any, g: Any, eps: float, rowv: Any, colv: Any, nx: Any):
-    """Potentials with ``f + g <= C`` and each valid row's kernel maximum equal to 1."""
-    if f is None:
-        f = nx.where(rowv, nx.min(C, axis=2), 0.0)
-        g = None
-    if g is None:
-        g = nx.where(colv, nx.min(C - f[:, :, None], axis=1), 0.0)
-    # shift f so that max_j (f_i + g_j - C_ij) = 0 on valid rows (no overflow on warm starts)
-    slack = nx.max(f[:, :, None] + g[:, None, :] - C, axis=2)
-    f = nx.where(rowv, f - slack, 0.0)
-    return f, g
+def default_slots(ops: ArrayOps, n: int, m: int, n_groups: int) -> int:
+    """Number of groups iterated together: as many padded kernels as fit the working set.
+
+    Examples
+    --------
+    >>> default_slots(resolve_backend("cpu"), 200, 200, 500)  # doctest: +SKIP
+    52
+
+    """
+    per_group = max(n * m * ops.itemsize, 1)
+    return int(max(1, min(n_groups, ops.working_set_bytes // per_group)))
 
 
 def sinkhorn_padded(
@@ -105,9 +115,10 @@ def sinkhorn_padded(
     g: Any = None,
     reg_m: float | None = None,
     omega: float | str = "auto",
-    omega_max: float = 1.9,
+    omega_max: float = 1.95,
     check_every: int = 10,
     eps_scaling: int = 0,
+    slots: int | None = None,
 ) -> SinkhornOutput:
     """Solve a batch of padded entropic OT problems.
 
@@ -126,20 +137,22 @@ def sinkhorn_padded(
         Stop a group when its relative L1 marginal error (balanced) or its largest change of
         log-scalings (unbalanced) is below ``tol``.
     max_iter
-        Iteration cap per group.
+        Iteration cap per group (warm-up stages included).
     f, g
         Warm-start potentials (in cost units), e.g. from a previous call on a nearby cost.
     reg_m
         Absolute KL marginal penalty for unbalanced OT (``None``: balanced).
     omega
-        Over-relaxation: ``"auto"`` (adaptive per group, balanced only) or a fixed value in
-        ``[1, 2)``.
+        Over-relaxation: ``"auto"`` (adaptive per group) or a fixed value in ``[1, 2)``;
+        unbalanced problems always use 1.
     omega_max
         Cap of the adaptive over-relaxation.
     check_every
         Iterations between convergence checks (each check synchronises with the device).
     eps_scaling
-        Number of warm-start stages at ``eps * 2**k`` (k = eps_scaling, ..., 1) before ``eps``.
+        Number of warm-up stages at ``eps * 2**k`` (k = eps_scaling, ..., 1); balanced only.
+    slots
+        Groups iterated together (default: what fits the backend's working set).
 
     Returns
     -------
@@ -152,131 +165,271 @@ def sinkhorn_padded(
     >>> out = sinkhorn_padded(C, a, b, 0.05, ops=ops)  # doctest: +SKIP
 
     """
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return _sinkhorn_padded(
-            C, a, b, eps, ops=ops, tol=tol, max_iter=max_iter, f=f, g=g, reg_m=reg_m,
-            omega=omega, omega_max=omega_max, check_every=check_every, eps_scaling=eps_scaling,
-        )  # fmt: skip
-
-
-def _sinkhorn_padded(
-    C: Any,
-    a: Any,
-    b: Any,
-    eps: float,
-    *,
-    ops: ArrayOps,
-    tol: float,
-    max_iter: int,
-    f: Any,
-    g: Any,
-    reg_m: float | None,
-    omega: float | str,
-    omega_max: float,
-    check_every: int,
-    eps_scaling: int,
-) -> SinkhornOutput:
-    nx = ops.nx
-    for k in range(eps_scaling, 0, -1):
-        stage = _sinkhorn_padded(
-            C, a, b, eps * 2.0**k, ops=ops, tol=max(tol, 1e-2), max_iter=max_iter, f=f, g=g,
-            reg_m=reg_m, omega=omega, omega_max=omega_max, check_every=check_every,
-            eps_scaling=0,
-        )  # fmt: skip
-        f, g = stage.f, stage.g
-    G = C.shape[0]
-    rowv, colv = a > 0, b > 0
-    f, g = _initial_potentials(C, f, g, eps, rowv, colv, nx)
     balanced = reg_m is None
-    fi = 1.0 if balanced else reg_m / (reg_m + eps)
-    adaptive = omega == "auto" and balanced
-    om_np = np.ones(G) if adaptive else np.full(G, float(1.0 if omega == "auto" else omega))
-    if not 1.0 <= om_np.max() < 2.0:
-        raise ValueError(f"omega must be in [1, 2), got {omega!r}.")
-    mass = nx.sum(a, axis=1)
+    if not balanced:
+        omega, eps_scaling = 1.0, 0
+    if omega != "auto" and not 1.0 <= float(omega) < 2.0:
+        raise ValueError(f"omega must be 'auto' or in [1, 2), got {omega!r}.")
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        solver = _SlotSolver(
+            C, a, b, eps, ops=ops, tol=tol, max_iter=max_iter, f=f, g=g, reg_m=reg_m,
+            omega=omega, omega_max=omega_max, check_every=check_every,
+            eps_scaling=eps_scaling, slots=slots,
+        )  # fmt: skip
+        return solver.run()
 
-    tol = max(tol, 50 * float(np.finfo(ops.dtype).eps)) if balanced else tol
 
-    # outputs for all groups; the working set shrinks as groups converge
-    f_out, g_out = f * 1.0, g * 1.0
-    n_iter = np.zeros(G, dtype=np.int64)
-    err_out = np.full(G, np.inf)
-    done = np.zeros(G, dtype=bool)
-    active = np.arange(G)
-    Ca, aa, ba, fa, ga, rva, cva, ma = C, a, b, f, g, rowv, colv, mass
-    lu, lv = nx.zeros(a.shape, type_as=a), nx.zeros(b.shape, type_as=b)
-    K = nx.exp((fa[:, :, None] + ga[:, None, :] - Ca) / eps)
-    prev_err = np.full(G, np.inf)
-    it = 0
-    while len(active) and it < max_iter:
-        om = ops.asarray(om_np[active])[:, None]
-        for _ in range(min(check_every, max_iter - it)):
-            S = (K @ (nx.exp(lv) * ba)[:, :, None])[:, :, 0]
-            row_err = nx.sum(nx.abs(aa * nx.exp(lu) * S - aa), axis=1)
-            if balanced:
-                lu_t = nx.where(rva, -nx.log(S), 0.0)
-            else:
-                lu_t = nx.where(rva, (fi - 1.0) * fa / eps - fi * nx.log(S), 0.0)
-            lu_new = lu + om * (lu_t - lu)
-            T = ((nx.exp(lu_new) * aa)[:, None, :] @ K)[:, 0, :]
-            col_err = nx.sum(nx.abs(ba * nx.exp(lv) * T - ba), axis=1)
-            if balanced:
-                lv_t = nx.where(cva, -nx.log(T), 0.0)
-            else:
-                lv_t = nx.where(cva, (fi - 1.0) * ga / eps - fi * nx.log(T), 0.0)
-            lv_new = lv + om * (lv_t - lv)
-            if balanced:
-                err = (row_err + col_err) / ma
-            else:
-                err = nx.maximum(
-                    nx.max(nx.abs(lu_new - lu), axis=1), nx.max(nx.abs(lv_new - lv), axis=1)
-                )
-            lu, lv = lu_new, lv_new
-            it += 1
+class _SlotSolver:
+    """State of one :func:`sinkhorn_padded` call (see the module docstring)."""
+
+    def __init__(
+        self, C: Any, a: Any, b: Any, eps: float, *, ops: ArrayOps, tol: float, max_iter: int,
+        f: Any, g: Any, reg_m: float | None, omega: float | str, omega_max: float,
+        check_every: int, eps_scaling: int, slots: int | None,
+    ) -> None:  # fmt: skip
+        nx = self.nx = ops.nx
+        self.ops, self.C, self.a, self.b, self.eps = ops, C, a, b, float(eps)
+        self.G, self.N, self.M = C.shape
+        self.balanced = reg_m is None
+        self.fi = 1.0 if self.balanced else reg_m / (reg_m + eps)
+        floor = 50 * float(np.finfo(ops.dtype).eps)
+        self.tol = max(tol, floor) if self.balanced else tol
+        self.max_iter, self.check_every = max_iter, check_every
+        self.adaptive = omega == "auto"
+        self.omega0 = 1.0 if self.adaptive else float(omega)
+        self.omega_max, self.eps_scaling = omega_max, eps_scaling
+        self.f0, self.g0 = f, g
+        self.B = slots or default_slots(ops, self.N, self.M, self.G)
+        self.rowv, self.colv = a > 0, b > 0
+        self.mass = nx.sum(a, axis=1)
+        # outputs, filled as groups finish
+        self.F = nx.zeros(a.shape, type_as=a)
+        self.Gp = nx.zeros(b.shape, type_as=b)
+        self.n_iter = np.zeros(self.G, dtype=np.int64)
+        self.err = np.full(self.G, np.inf)
+        self.done = np.zeros(self.G, dtype=bool)
+
+    # -- slot state ----------------------------------------------------------------------------
+
+    def _initial_potentials(self, gid: Any) -> tuple[Any, Any]:
+        nx, C = self.nx, self.C[gid]
+        rowv, colv = self.rowv[gid], self.colv[gid]
+        if self.f0 is None:
+            f = nx.where(rowv, nx.min(C, axis=2), 0.0)
+            g = nx.where(colv, nx.min(C - f[:, :, None], axis=1), 0.0)
+        else:
+            f, g = self.f0[gid], self.g0[gid]
+        # shift f so that max_j (f_i + g_j - C_ij) = 0 on valid rows: no overflow on warm starts
+        slack = nx.max(f[:, :, None] + g[:, None, :] - C, axis=2)
+        return nx.where(rowv, f - slack, 0.0), nx.where(colv, g, 0.0)
+
+    def _kernel(self, gid: Any, f: Any, g: Any, eps: Any) -> Any:
+        return self.nx.exp((f[:, :, None] + g[:, None, :] - self.C[gid]) / eps[:, None, None])
+
+    def _assign(self, slot_idx: np.ndarray, gids: np.ndarray) -> None:
+        """Start groups ``gids`` in slots ``slot_idx``."""
+        ops = self.ops
+        si, gi = ops.index(slot_idx), ops.index(gids)
+        f, g = self._initial_potentials(gi)
+        self.gid[slot_idx] = gids
+        self.stage[slot_idx] = self.eps_scaling
+        self.iters[slot_idx] = 0
+        self.om[slot_idx] = self.omega0
+        self.locked[slot_idx] = False
+        self.prev[slot_idx] = np.inf
+        self.f[si], self.g[si] = f, g
+        self.lu[si], self.lv[si] = f * 0.0, g * 0.0
+        self.lu_snap[si], self.lv_snap[si] = f * 0.0, g * 0.0
+        eps = self.eps * 2.0 ** self.stage[slot_idx]
+        self.K[si] = self._kernel(gi, f, g, ops.asarray(eps))
+        self.aa[si], self.bb[si] = self.a[gi], self.b[gi]
+        self.padr[si] = ops.asarray(1.0) - ops.asarray(1.0) * self.rowv[gi]
+        self.padc[si] = ops.asarray(1.0) - ops.asarray(1.0) * self.colv[gi]
+        self.ma[si] = self.mass[gi]
+
+    def _absorb(self, slot_idx: np.ndarray, rebuild: bool = True) -> None:
+        """Fold the scalings of some slots into their potentials (and rebuild their kernels)."""
+        if not len(slot_idx):
+            return
+        ops = self.ops
+        si = ops.index(slot_idx)
+        eps = ops.asarray(self.eps * 2.0 ** self.stage[slot_idx])
+        self.f[si] = self.f[si] + eps[:, None] * self.lu[si]
+        self.g[si] = self.g[si] + eps[:, None] * self.lv[si]
+        self.lu[si], self.lv[si] = self.lu[si] * 0.0, self.lv[si] * 0.0
+        self.lu_snap[si], self.lv_snap[si] = self.lu[si] * 0.0, self.lv[si] * 0.0
+        if rebuild:
+            self.K[si] = self._kernel(ops.index(self.gid[slot_idx]), self.f[si], self.g[si], eps)
+
+    # -- main loop -----------------------------------------------------------------------------
+
+    def run(self) -> SinkhornOutput:
+        ops = self.ops
+        B, N, M = self.B, self.N, self.M
+        zeros = ops.asarray(np.zeros((B, N)))
+        zeros_m = ops.asarray(np.zeros((B, M)))
+        self.K = ops.asarray(np.zeros((B, N, M)))
+        self.f, self.g, self.lu, self.lv = zeros * 1.0, zeros_m * 1.0, zeros * 1.0, zeros_m * 1.0
+        self.lu_snap, self.lv_snap = zeros * 1.0, zeros_m * 1.0
+        self.aa, self.bb, self.padr, self.padc = zeros * 1.0, zeros_m * 1.0, zeros + 1, zeros_m + 1
+        self.ma = ops.asarray(np.ones(B))
+        self.gid = np.full(B, -1, dtype=np.int64)
+        self.stage = np.zeros(B, dtype=np.int64)
+        self.iters = np.zeros(B, dtype=np.int64)
+        self.om = np.ones(B)
+        self.locked = np.zeros(B, dtype=bool)
+        self.prev = np.full(B, np.inf)
+        queue = list(range(self.G))
+        first = min(B, self.G)
+        self._assign(np.arange(first), np.array(queue[:first]))
+        queue = queue[first:]
+        active = self.gid >= 0
+
+        while active.any():
+            err, big = self._iterate_block()
+            self.iters[active] += self.check_every
+            finished = self._check(err, big, active)
+            if finished.any():
+                self._finish(np.flatnonzero(finished))
+                free = np.flatnonzero(finished)
+                take = min(len(free), len(queue))
+                if take:
+                    self._assign(free[:take], np.array(queue[:take]))
+                    queue = queue[take:]
+                self.gid[free[take:]] = -1
+                active = self.gid >= 0
+                # once the queue is empty, drop idle slots from the batch
+                if not queue and active.any() and not active.all():
+                    self._compact(np.flatnonzero(active))
+                    active = self.gid >= 0
+        return self._output()
+
+    def _iterate_block(self) -> tuple[np.ndarray, np.ndarray]:
+        """``check_every`` iterations on all slots; errors of the last one."""
+        ops, nx = self.ops, self.nx
+        om = ops.asarray(self.om)[:, None]
+        keep = 1.0 - om
+        K, aa, bb = self.K, self.aa, self.bb
+        if self.balanced:
+            cu = cv = 0.0
+        else:  # unbalanced target: (fi - 1) f / eps - fi log S
+            cu = (self.fi - 1.0) * self.f / self.eps
+            cv = (self.fi - 1.0) * self.g / self.eps
+        omfi = om * self.fi
+        lu, lv = self.lu, self.lv
+        for step in range(self.check_every):
+            last = step == self.check_every - 1
+            S = (K @ (nx.exp(lv) * bb)[:, :, None])[:, :, 0] + self.padr
+            if last:
+                row_err = nx.sum(nx.abs(aa * nx.exp(lu) * S - aa), axis=1)
+                lu_old = lu
+            lu = keep * lu + om * cu - omfi * nx.log(S)
+            T = ((nx.exp(lu) * aa)[:, None, :] @ K)[:, 0, :] + self.padc
+            if last:
+                col_err = nx.sum(nx.abs(bb * nx.exp(lv) * T - bb), axis=1)
+                lv_old = lv
+            lv = keep * lv + om * cv - omfi * nx.log(T)
+        self.lu, self.lv = lu, lv
+        if self.balanced:
+            err = (row_err + col_err) / self.ma
+        else:
+            err = nx.maximum(
+                nx.max(nx.abs(lu - lu_old), axis=1), nx.max(nx.abs(lv - lv_old), axis=1)
+            )
+        big = nx.maximum(nx.max(nx.abs(lu), axis=1), nx.max(nx.abs(lv), axis=1))
         err_np = ops.to_numpy(err).astype(np.float64)
-        err_np = np.where(np.isfinite(err_np), err_np, np.inf)
-        n_iter[active] = it
-        err_out[active] = err_np
-        if adaptive:
-            cur, prev = om_np[active], prev_err[active]
-            theta = np.clip(err_np / np.maximum(prev, 1e-300), 0.0, 1.0) ** (1.0 / check_every)
-            start = (cur == 1.0) & (err_np < 1e-2) & (err_np < prev)
-            cur = np.where(start, np.minimum(2.0 / (1.0 + np.sqrt(1.0 - theta)), omega_max), cur)
-            cur = np.where((om_np[active] > 1.0) & (err_np >= prev), 1.0, cur)
-            om_np[active] = cur
-            prev_err[active] = err_np
-        finished = err_np < tol
-        if finished.any():
-            fin, keep = np.flatnonzero(finished), np.flatnonzero(~finished)
-            idx, glob = ops.index(fin), ops.index(active[fin])
-            f_out[glob] = fa[idx] + eps * lu[idx]
-            g_out[glob] = ga[idx] + eps * lv[idx]
-            done[active[fin]] = True
-            active = active[keep]
-            kidx = ops.index(keep)
-            Ca, aa, ba, fa, ga = Ca[kidx], aa[kidx], ba[kidx], fa[kidx], ga[kidx]
-            rva, cva, ma, K, lu, lv = rva[kidx], cva[kidx], ma[kidx], K[kidx], lu[kidx], lv[kidx]
-        if len(active):
-            big = max(float(nx.max(nx.abs(lu))), float(nx.max(nx.abs(lv))))
-            if not np.isfinite(big):
+        big_np = ops.to_numpy(big).astype(np.float64)
+        return err_np, big_np
+
+    def _check(self, err: np.ndarray, big: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """Convergence, stage changes, over-relaxation and roll-backs; returns finished slots."""
+        ops = self.ops
+        bad = active & ~(np.isfinite(err) & np.isfinite(big))
+        grew = active & (self.om > 1.0) & (err > GROWTH_LIMIT * self.prev)
+        rollback = bad | grew
+        if rollback.any():
+            if (bad & (self.om == 1.0)).any():
                 raise FloatingPointError(
                     "Sinkhorn diverged (non-finite scalings); increase epsilon or use "
                     "dtype='float64'."
                 )
-            if big > ABSORB_AT:
-                fa, ga = fa + eps * lu, ga + eps * lv
-                lu, lv = lu * 0.0, lv * 0.0
-                K = nx.exp((fa[:, :, None] + ga[:, None, :] - Ca) / eps)
-    if len(active):  # not converged within max_iter
-        glob = ops.index(active)
-        f_out[glob] = fa + eps * lu
-        g_out[glob] = ga + eps * lv
-    f_out = nx.where(rowv, f_out, 0.0)
-    g_out = nx.where(colv, g_out, 0.0)
-    plan = a[:, :, None] * b[:, None, :] * nx.exp((f_out[:, :, None] + g_out[:, None, :] - C) / eps)
-    if balanced:
-        error = marginal_errors(plan, a, b, ops)
-        converged = error < tol
-    else:
-        error, converged = err_out, done
-    return SinkhornOutput(plan, f_out, g_out, n_iter, error, converged)
+            ri = ops.index(np.flatnonzero(rollback))
+            self.lu[ri], self.lv[ri] = self.lu_snap[ri], self.lv_snap[ri]
+            self.om[rollback], self.locked[rollback] = 1.0, True
+            err = np.where(rollback, np.inf, err)
+        stage_tol = np.where(self.stage > 0, max(self.tol, STAGE_TOL), self.tol)
+        conv = active & (err < stage_tol)
+        out_of_time = active & (self.iters >= self.max_iter)
+        # warm-up stage done: absorb, halve epsilon, rebuild the kernel
+        up = conv & (self.stage > 0)
+        if up.any():
+            idx = np.flatnonzero(up)
+            self._absorb(idx, rebuild=False)
+            self.stage[idx] -= 1
+            si = ops.index(idx)
+            eps = ops.asarray(self.eps * 2.0 ** self.stage[idx])
+            self.K[si] = self._kernel(ops.index(self.gid[idx]), self.f[si], self.g[si], eps)
+            self.om[idx], self.prev[idx] = self.omega0, np.inf
+            err = np.where(up, np.inf, err)
+        if self.adaptive:
+            theta = np.clip(err / np.maximum(self.prev, 1e-300), 0.0, 1.0) ** (
+                1.0 / self.check_every
+            )
+            start = active & ~self.locked & (self.om == 1.0) & (err < 1e-2) & (err < self.prev)
+            omega = np.minimum(2.0 / (1.0 + np.sqrt(1.0 - theta)), self.omega_max)
+            self.om = np.where(start, omega, self.om)
+        self.prev = np.where(active, err, self.prev)
+        self.err_slot = err
+        # snapshot for roll-backs; absorb large scalings
+        snap = ops.index(np.flatnonzero(active))
+        self.lu_snap[snap], self.lv_snap[snap] = self.lu[snap], self.lv[snap]
+        self._absorb(np.flatnonzero(active & (big > ABSORB_AT) & ~up))
+        return (conv & (self.stage == 0) & ~up) | (out_of_time & ~(conv & ~up))
+
+    def _finish(self, slot_idx: np.ndarray) -> None:
+        ops = self.ops
+        si, gi = ops.index(slot_idx), ops.index(self.gid[slot_idx])
+        eps = ops.asarray(self.eps * 2.0 ** self.stage[slot_idx])
+        self.F[gi] = self.f[si] + eps[:, None] * self.lu[si]
+        self.Gp[gi] = self.g[si] + eps[:, None] * self.lv[si]
+        gids = self.gid[slot_idx]
+        self.n_iter[gids] = self.iters[slot_idx]
+        self.err[gids] = self.err_slot[slot_idx]
+        self.done[gids] = self.stage[slot_idx] == 0
+
+    def _compact(self, keep: np.ndarray) -> None:
+        ki = self.ops.index(keep)
+        for name in (
+            "K",
+            "f",
+            "g",
+            "lu",
+            "lv",
+            "lu_snap",
+            "lv_snap",
+            "aa",
+            "bb",
+            "padr",
+            "padc",
+            "ma",
+        ):
+            setattr(self, name, getattr(self, name)[ki])
+        for name in ("gid", "stage", "iters", "om", "locked", "prev", "err_slot"):
+            setattr(self, name, getattr(self, name)[keep])
+        self.B = len(keep)
+
+    def _output(self) -> SinkhornOutput:
+        nx = self.nx
+        F = nx.where(self.rowv, self.F, 0.0)
+        Gp = nx.where(self.colv, self.Gp, 0.0)
+        plan = (
+            self.a[:, :, None]
+            * self.b[:, None, :]
+            * nx.exp((F[:, :, None] + Gp[:, None, :] - self.C) / self.eps)
+        )
+        if self.balanced:
+            error = marginal_errors(plan, self.a, self.b, self.ops)
+            converged = self.done & (error < self.tol)
+        else:
+            error, converged = self.err, self.done & (self.err < self.tol)
+        return SinkhornOutput(plan, F, Gp, self.n_iter, error, converged)
