@@ -190,7 +190,7 @@ def align(
             "convergence": convergence,
             "dropped": dropped,
             "n_source_used": int(np.diff(coupling.indptr).astype(bool).sum()),
-            "n_target_used": int(np.unique(coupling.indices).size),
+            "n_target_used": int(np.bincount(coupling.indices, minlength=1).astype(bool).sum()),
             "device": problem.ops.device,
             "backend": problem.ops.name,
             "dtype": problem.ops.dtype,

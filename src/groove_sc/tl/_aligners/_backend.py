@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ CPU_CHUNK_BYTES = 256 * 2**20
 GPU_CHUNK_BYTES = 2048 * 2**20
 #: Kernels iterated together on CPU: sized for the caches (slots are refilled as groups finish).
 CPU_WORKING_SET_BYTES = 8 * 2**20
+#: Blocks up to this many entries are processed with one BLAS thread on CPU.
+SMALL_BLOCK = 1024 * 1024
 #: Kernels iterated together on a GPU: one tensor program over the whole batch.
 GPU_WORKING_SET_BYTES = 2048 * 2**20
 
@@ -81,6 +84,26 @@ class ArrayOps:
 
         """
         return np.dtype(self.dtype).itemsize
+
+    def blas_threads_for(self, block_entries: int) -> contextlib.AbstractContextManager:
+        """Context limiting BLAS to one thread for batches of small blocks on CPU.
+
+        Batched small matrix products (per-group costs, Sinkhorn matrix-vector products) only
+        pay synchronisation for BLAS threads; large single blocks keep the default.
+
+        Examples
+        --------
+        >>> with ops.blas_threads_for(200 * 200):  # doctest: +SKIP
+        ...     pass
+
+        """
+        if self.name != "numpy" or block_entries > SMALL_BLOCK:
+            return contextlib.nullcontext()
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+            return contextlib.nullcontext()
+        return threadpool_limits(limits=1, user_api="blas")
 
     def asarray(self, x: np.ndarray | float) -> Any:
         """Move a numpy array (or scalar) to the backend, dtype and device.

@@ -69,6 +69,32 @@ def _solve_blocks(
 ) -> AlignResult:
     ops = problem.ops
     eps_rel = relative_epsilon(problem, DEFAULT_EPSILON)
+    largest = int((layout.source_sizes * layout.target_sizes).max())
+    with ops.blas_threads_for(largest):
+        return _solve_chunks(
+            problem, layout, a_cells, b_cells, eps_rel, reg_m=reg_m, tol=tol,
+            max_iter=max_iter, omega=omega, eps_scaling=eps_scaling, prune=prune,
+            solver=solver, pot_method=pot_method,
+        )  # fmt: skip
+
+
+def _solve_chunks(
+    problem: AlignProblem,
+    layout: GroupLayout,
+    a_cells: list[np.ndarray],
+    b_cells: list[np.ndarray],
+    eps_rel: float,
+    *,
+    reg_m: float | None,
+    tol: float,
+    max_iter: int,
+    omega: float | str,
+    eps_scaling: int,
+    prune: float,
+    solver: str,
+    pot_method: str,
+) -> AlignResult:
+    ops = problem.ops
     chunks, cmax = _block_costs(problem, layout, a_cells, b_cells)
     scale = cmax if cmax > 0 else 1.0
     eps = eps_rel * scale

@@ -235,6 +235,13 @@ def _labels_of(mdata: MuData, mod: str, groupby: str) -> pd.Series:
     )
 
 
+def _categories(labels: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Category names (as str) and per-cell codes (-1 for missing) of a label column."""
+    cat = labels if isinstance(labels.dtype, pd.CategoricalDtype) else labels.astype("category")
+    names = np.asarray(cat.cat.categories.astype(str), dtype=object)
+    return names, np.asarray(cat.cat.codes, dtype=np.int64)
+
+
 def group_codes(
     mdata: MuData, source: str, target: str, groupby: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
@@ -248,23 +255,29 @@ def group_codes(
     >>> s, t, names, dropped = group_codes(mdata, "rna", "prot", "perturbation")  # doctest: +SKIP
 
     """
-    ls = _labels_of(mdata, source, groupby)
-    lt = _labels_of(mdata, target, groupby)
-    vs = ls.astype("object").where(ls.notna(), None).map(lambda v: None if v is None else str(v))
-    vt = lt.astype("object").where(lt.notna(), None).map(lambda v: None if v is None else str(v))
-    shared = sorted(set(vs.dropna()) & set(vt.dropna()))
+    names_s, codes_s = _categories(_labels_of(mdata, source, groupby))
+    names_t, codes_t = _categories(_labels_of(mdata, target, groupby))
+    shared = sorted(
+        set(names_s[np.unique(codes_s[codes_s >= 0])])
+        & set(names_t[np.unique(codes_t[codes_t >= 0])])
+    )
     if not shared:
         raise ValueError(
             f"No value of obs['{groupby}'] occurs in both '{source}' and '{target}' (e.g. "
-            f"'{source}': {sorted(set(vs.dropna()))[:3]}, '{target}': "
-            f"{sorted(set(vt.dropna()))[:3]}); label-constrained methods need shared groups."
+            f"'{source}': {sorted(set(names_s))[:3]}, '{target}': "
+            f"{sorted(set(names_t))[:3]}); label-constrained methods need shared groups."
         )
     lookup = {name: i for i, name in enumerate(shared)}
-    s_codes = np.array([lookup.get(v, -1) if v is not None else -1 for v in vs], dtype=np.int64)
-    t_codes = np.array([lookup.get(v, -1) if v is not None else -1 for v in vt], dtype=np.int64)
+
+    def recode(names: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        table = np.array([lookup.get(n, -1) for n in names] + [-1], dtype=np.int64)
+        return table[codes]  # code -1 (NaN) picks the trailing -1
+
+    s_codes, t_codes = recode(names_s, codes_s), recode(names_t, codes_t)
+    unlabeled = {source: int((codes_s < 0).sum()), target: int((codes_t < 0).sum())}
     dropped = {}
-    for mod, values, codes in ((source, vs, s_codes), (target, vt, t_codes)):
-        n_unlabeled = int(values.isna().sum())
+    for mod, codes in ((source, s_codes), (target, t_codes)):
+        n_unlabeled = unlabeled[mod]
         n_unshared = int((codes < 0).sum()) - n_unlabeled
         dropped[f"{mod}_unlabeled"] = n_unlabeled
         dropped[f"{mod}_group_absent"] = n_unshared

@@ -170,7 +170,8 @@ def sinkhorn_padded(
         omega, eps_scaling = 1.0, 0
     if omega != "auto" and not 1.0 <= float(omega) < 2.0:
         raise ValueError(f"omega must be 'auto' or in [1, 2), got {omega!r}.")
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    blas = ops.blas_threads_for(C.shape[1] * C.shape[2])
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"), blas:
         solver = _SlotSolver(
             C, a, b, eps, ops=ops, tol=tol, max_iter=max_iter, f=f, g=g, reg_m=reg_m,
             omega=omega, omega_max=omega_max, check_every=check_every,
