@@ -329,3 +329,25 @@ def test_run_config_and_cli(tmp_path, capsys):
     path.write_text(yaml.safe_dump({**cfg, "epochs": 3}))
     with pytest.raises(KeyError, match="Unknown key.*epochs.*learners"):
         gs.benchmark.run_config(path, out)
+
+
+def test_summarize_and_winners_rank_by_the_metric_direction():
+    rows = []
+    for frac in (0.2, 0.8):
+        for learner, aligner, values in (("a", "x", [0.1, 0.3]), ("b", "x", [0.25, 0.25])):
+            for seed, v in enumerate(values):
+                v = v if frac == 0.2 else 1 - v
+                for metric in ("foscttm_barycentric", "trace"):
+                    rows.append(dict(shared_fraction=frac, learner=learner, aligner=aligner,
+                                     seed=seed, tuning="default", metric=metric, value=v,
+                                     status="ok"))  # fmt: skip
+    res = pd.DataFrame(rows)
+    summary = gs.benchmark.summarize(res, "foscttm_barycentric")
+    assert summary.iloc[0][["learner", "mean", "n"]].tolist() == ["a", pytest.approx(0.2), 2]
+    low = gs.benchmark.winners(res, "foscttm_barycentric").set_index("shared_fraction")
+    high = gs.benchmark.winners(res, "trace").set_index("shared_fraction")
+    assert low.loc[0.2, "best"] == "a + x" and low.loc[0.8, "best"] == "b + x"
+    assert high.loc[0.2, "best"] == "b + x" and high.loc[0.8, "best"] == "a + x"
+    assert high.loc[0.8, "best_mean"] == pytest.approx(0.8)
+    only_b = gs.benchmark.winners(res, "trace", learners=["b"])
+    assert set(only_b["best"]) == {"b + x"} and only_b["second"].isna().all()

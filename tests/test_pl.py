@@ -157,7 +157,7 @@ def test_benchmark_grid_draws_means_spread_skips_and_the_best_cell():
 
 def test_benchmark_sweep_draws_one_line_per_learner_with_its_best_aligner():
     res = _results()
-    ax = gs.pl.benchmark(res, metric="foscttm_barycentric", kind="sweep", show=False)
+    ax = gs.pl.benchmark(res, metric="foscttm_barycentric", kind="sweep", show=False, dodge=0)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["A + x", "B + x"]
     data = [line for line in ax.lines if line.get_marker() == "o"]
@@ -166,6 +166,9 @@ def test_benchmark_sweep_draws_one_line_per_learner_with_its_best_aligner():
     np.testing.assert_allclose(data[0].get_ydata(), [0.15, 0.25])
     np.testing.assert_allclose(data[1].get_ydata(), [0.50, 0.60])
     assert any(isinstance(c, LineCollection) for c in ax.collections)  # error bars
+    dodged = gs.pl.benchmark(res, "foscttm_barycentric", kind="sweep", show=False, dodge=0.01)
+    first, second = (line for line in dodged.lines if line.get_marker() == "o")
+    np.testing.assert_allclose(second.get_xdata() - first.get_xdata(), [0.01, 0.01])
     ax_y = gs.pl.benchmark(res, "foscttm_barycentric", kind="sweep", aligner="y", show=False)
     assert [t.get_text() for t in ax_y.get_legend().get_texts()] == ["A + y"]
 

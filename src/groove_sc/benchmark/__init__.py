@@ -20,6 +20,7 @@ from ._groove import GROOVE_VARIANTS, fit_groove, infer_likelihoods
 from ._propensity import fit_classifier
 from ._registry import LEARNERS, Learner, register_learner
 from ._run import TUNINGS, run, seed_everything
+from ._summary import summarize, winners
 from ._sweep import read_results, run_sweep, run_units
 from ._tuning import heldout_group_score, label_agreement
 
@@ -42,5 +43,7 @@ __all__ = [
     "run_sweep",
     "run_units",
     "seed_everything",
+    "summarize",
+    "winners",
     "write_figures",
 ]

@@ -99,14 +99,15 @@ def _grid(results, metric, ax, tuning, shared_fraction, cmap, annotate, spread):
     return fig, ax
 
 
-def _sweep(results, metric, ax, tuning, aligner, spread):
+def _sweep(results, metric, ax, tuning, aligner, spread, dodge):
     df, tuning = _select(results, metric, tuning, None)
     if "shared_fraction" not in df or df["shared_fraction"].isna().all():
         raise ValueError("kind='sweep' needs a 'shared_fraction' column (run_sweep results).")
     df = df.assign(shared_fraction=pd.to_numeric(df["shared_fraction"], errors="coerce"))
     low = lower_is_better(metric)
-    fig, ax = get_axes(ax, (5.5, 4.0))
-    for learner in dict.fromkeys(df["learner"]):
+    fig, ax = get_axes(ax, (6.5, 4.5))
+    learners = list(dict.fromkeys(df["learner"]))
+    for i, learner in enumerate(learners):
         sub = df[df["learner"] == learner]
         if aligner is None:
             overall = sub.groupby("aligner")["value"].mean()
@@ -119,12 +120,14 @@ def _sweep(results, metric, ax, tuning, aligner, spread):
         g = sub.groupby("shared_fraction")["value"]
         x, m = g.mean().index.to_numpy(), g.mean().to_numpy()
         e = g.std().to_numpy() if spread == "std" else (g.std() / np.sqrt(g.count())).to_numpy()
-        ax.errorbar(x, m, yerr=np.nan_to_num(e), marker="o", capsize=3, label=f"{learner} + {best}")
+        shift = (i - (len(learners) - 1) / 2) * dodge
+        ax.errorbar(x + shift, m, yerr=np.nan_to_num(e), marker="o", capsize=3,
+                    label=f"{learner} + {best}")  # fmt: skip
     ax.set_xlabel("shared_fraction (share of the perturbation effect common to both modalities)")
     ax.set_ylabel(metric)
     how = "each learner with its best aligner overall" if aligner is None else f"aligner {aligner}"
     ax.set_title(f"{metric} ({_direction(metric)}); {how}; epsilon: {tuning}", fontsize="small")
-    ax.legend(fontsize="small", frameon=False)
+    ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig, ax
 
 
@@ -143,6 +146,7 @@ def benchmark(
     spread: Literal["std", "sem"] = "std",
     cmap: str | None = None,
     annotate: bool = True,
+    dodge: float = 0.008,
 ) -> Figure | Axes | None:
     """Plot a benchmark table from :func:`groove_sc.benchmark.run` or ``run_sweep``.
 
@@ -181,6 +185,9 @@ def benchmark(
         Grid colour map (default viridis, reversed for lower-is-better metrics).
     annotate
         Write the values in the grid's cells.
+    dodge
+        Sweep: horizontal offset between learners (in ``shared_fraction`` units) so that their
+        error bars do not overlap; 0 draws them at the exact fractions.
 
     Returns
     -------
@@ -200,7 +207,7 @@ def benchmark(
     if kind == "grid":
         fig, ax = _grid(results, metric, ax, tuning, shared_fraction, cmap, annotate, spread)
     elif kind == "sweep":
-        fig, ax = _sweep(results, metric, ax, tuning, aligner, spread)
+        fig, ax = _sweep(results, metric, ax, tuning, aligner, spread, dodge)
     else:
         raise ValueError(f"kind must be 'grid' or 'sweep', got {kind!r}.")
     return finish(fig, ax, f"benchmark_{kind}", show=show, return_fig=return_fig, save=save)
