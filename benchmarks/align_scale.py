@@ -34,6 +34,10 @@ from typing import Any
 import numpy as np
 
 N_STATES, STATE_SD, NOISE_SD = 8, 1.5, 0.5
+HEADER = (
+    "| cells | method | wall s | iterations | marginal err | conv | peak RSS GB "
+    "| vs faster POT loop |"
+)
 
 
 def latent(
@@ -187,11 +191,17 @@ WORKERS = {
 }
 
 
-def measure(cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
+def measure(cfg: dict[str, Any], timeout: float, threads: int | None) -> dict[str, Any]:
     """Run one configuration in a fresh interpreter; return its JSON record."""
     cmd = [sys.executable, __file__, "--worker", json.dumps(cfg)]
+    env = dict(os.environ)
+    if threads:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(threads)
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        res = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env
+        )
     except subprocess.TimeoutExpired:
         return {**cfg, "error": f"timeout after {timeout:.0f} s"}
     if res.returncode != 0:
@@ -230,12 +240,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tol", type=float, default=1e-4)
     p.add_argument("--device", default="cpu")
     p.add_argument("--methods", nargs="+", default=["leot", "egwl"], choices=["leot", "egwl"])
-    p.add_argument("--pot", nargs="*", default=["sinkhorn", "sinkhorn_log"],
-                   choices=["sinkhorn", "sinkhorn_log"], help="POT loops to anchor against")  # fmt: skip
+    loops = ["sinkhorn", "sinkhorn_log"]
+    p.add_argument("--pot", nargs="*", default=loops, choices=loops, help="POT loops to run")
     p.add_argument("--pot-stop", choices=["l1", "l2"], default="l1")
     p.add_argument("--dense-budget-gb", type=float, default=8.0)
     p.add_argument("--dense-max-iter", type=int, default=100_000)
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per measurement")
+    p.add_argument("--blas-threads", type=int, default=1,
+                   help="BLAS threads of every run but the dense one (POT's per-group loop is\n"
+                   "about 2x faster with 1 thread than with 2 here; groove_sc uses 1 for\n"
+                   "small blocks anyway); 0 leaves the environment alone")  # fmt: skip
+    p.add_argument(
+        "--dense-threads",
+        type=int,
+        default=0,
+        help="BLAS threads of the dense POT run (0: environment default)",
+    )
     p.add_argument("--out", help="write all records as JSON here")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -251,7 +271,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"# align_scale: {args.groups} groups, {args.dim}-d latent, epsilon {args.epsilon} x max "
         f"same-group cost, marginal L1 error < {args.tol}, device {args.device}, "
-        f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}",
+        f"{os.cpu_count()} CPUs, BLAS threads {args.blas_threads or 'default'} "
+        f"(dense: {args.dense_threads or 'default'})",
         flush=True,
     )
     records = []
@@ -263,7 +284,9 @@ def main(argv: list[str] | None = None) -> None:
             runs.append({"what": "pot_dense"})
         rows = []
         for run in runs:
-            rec = measure({**base, **run, "n": n}, args.timeout)
+            threads = args.dense_threads if run["what"] == "pot_dense" else args.blas_threads
+            rec = measure({**base, **run, "n": n}, args.timeout, threads or None)
+            rec["blas_threads"] = threads or "default"
             records.append(rec)
             rows.append(rec)
             print("  ", json.dumps(rec), flush=True)
@@ -271,9 +294,7 @@ def main(argv: list[str] | None = None) -> None:
             r["wall_s"] for r in rows if r["what"].startswith("pot_sinkhorn") and "error" not in r
         ]
         ref = min(loops) if loops else None
-        print(
-            "\n| cells | method | wall s | iterations | marginal err | conv | peak RSS GB | vs faster POT loop |"
-        )
+        print(f"\n{HEADER}")
         print("|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(fmt_row(r, ref))

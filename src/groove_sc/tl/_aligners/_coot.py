@@ -51,6 +51,26 @@ def solve_coot(
     ...            inner_tol=1e-4, inner_max_iter=5000, prune=1e-12)  # doctest: +SKIP
 
     """
+    largest = int((layout.source_sizes * layout.target_sizes).max())
+    with problem.ops.blas_threads_for(largest):
+        return _solve_coot(
+            problem, layout, group_mass, epsilon_feature=epsilon_feature, tol=tol,
+            max_iter=max_iter, inner_tol=inner_tol, inner_max_iter=inner_max_iter, prune=prune,
+        )  # fmt: skip
+
+
+def _solve_coot(
+    problem: AlignProblem,
+    layout: GroupLayout,
+    group_mass: np.ndarray,
+    *,
+    epsilon_feature: float | None,
+    tol: float,
+    max_iter: int,
+    inner_tol: float,
+    inner_max_iter: int,
+    prune: float,
+) -> AlignResult:
     ops, nx = problem.ops, problem.ops.nx
     X, Y = problem.rep()
     d1, d2 = X.shape[1], Y.shape[1]

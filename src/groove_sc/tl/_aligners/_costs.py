@@ -55,7 +55,7 @@ def weighted_square_rowsums(U: np.ndarray, V: np.ndarray, w: np.ndarray) -> np.n
 
     """
     W = (V * w[:, None]).T @ V
-    return np.einsum("ir,rs,is->i", U, W, U)
+    return ((U @ W) * U).sum(axis=1)
 
 
 def batched_sqdist(X: Any, Y: Any, ops: ArrayOps) -> Any:

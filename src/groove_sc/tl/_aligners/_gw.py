@@ -176,6 +176,30 @@ def solve_gw(
     ...          inner_tol=1e-4, inner_max_iter=5000, prune=1e-12)  # doctest: +SKIP
 
     """
+    largest = int((layout.source_sizes * layout.target_sizes).max())
+    with problem.ops.blas_threads_for(largest):
+        return _solve_gw(
+            problem, layout, group_mass, joint=joint, alpha=alpha, use_rep=use_rep,
+            fused_rep=fused_rep, tol=tol, max_iter=max_iter, inner_tol=inner_tol,
+            inner_max_iter=inner_max_iter, prune=prune,
+        )  # fmt: skip
+
+
+def _solve_gw(
+    problem: AlignProblem,
+    layout: GroupLayout,
+    group_mass: np.ndarray,
+    *,
+    joint: bool,
+    alpha: float,
+    use_rep: UseRep | None,
+    fused_rep: str | None,
+    tol: float,
+    max_iter: int,
+    inner_tol: float,
+    inner_max_iter: int,
+    prune: float,
+) -> AlignResult:
     ops, nx = problem.ops, problem.ops.nx
     # joint: cells carry their share of the global mass; independent: unit mass per block
     if joint:
@@ -282,7 +306,7 @@ def solve_gw(
 )  # fmt: skip
 def egw(
     problem: AlignProblem,
-    tol: float = 1e-5,
+    tol: float = 1e-6,
     max_iter: int = 200,
     inner_tol: float = 1e-4,
     inner_max_iter: int = 10_000,
@@ -332,7 +356,7 @@ def egw(
 )  # fmt: skip
 def egw_all(
     problem: AlignProblem,
-    tol: float = 1e-5,
+    tol: float = 1e-6,
     max_iter: int = 200,
     inner_tol: float = 1e-4,
     inner_max_iter: int = 10_000,
@@ -374,7 +398,7 @@ def egw_all(
 )  # fmt: skip
 def egwl(
     problem: AlignProblem,
-    tol: float = 1e-5,
+    tol: float = 1e-6,
     max_iter: int = 200,
     inner_tol: float = 1e-4,
     inner_max_iter: int = 10_000,
@@ -426,7 +450,7 @@ def fgw(
     problem: AlignProblem,
     alpha: float = 0.5,
     fused_rep: str | None = None,
-    tol: float = 1e-5,
+    tol: float = 1e-6,
     max_iter: int = 200,
     inner_tol: float = 1e-4,
     inner_max_iter: int = 10_000,
