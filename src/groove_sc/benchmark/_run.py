@@ -88,7 +88,9 @@ class _Context:
 
     def add(self, learner: str, aligner: str, **values: Any) -> None:
         row = dict.fromkeys(COLUMNS, np.nan)
-        row.update(learner=learner, aligner=aligner, seed=self.seed, status="ok", error="")
+        row.update(
+            learner=learner, aligner=aligner, seed=self.seed, metric="", status="ok", error=""
+        )
         row.update(values)
         self.rows.append(row)
 
@@ -329,13 +331,20 @@ def _run_aligners(
             )
 
 
+def _scoring_obs(ctx: _Context) -> list[str]:
+    return [k for k in (ctx.groupby, ctx.truth_key, ctx.label_key) if k]
+
+
+def _scoring_obsm(ctx: _Context) -> list[str]:
+    rep = ctx.target_rep
+    return [rep] if isinstance(rep, str) and rep != "X" else []
+
+
 def _run_learner(ctx: _Context, name: str, aligners: Sequence[str]) -> None:
     spec = LEARNERS[name]
     mods = [ctx.source, ctx.target]
     blind = blind_view(ctx.mdata, mods, ctx.groupby)
-    scoring = light_view(
-        ctx.mdata, mods, [k for k in (ctx.groupby, ctx.truth_key, ctx.label_key) if k]
-    )
+    scoring = light_view(ctx.mdata, mods, _scoring_obs(ctx), _scoring_obsm(ctx))
     key = f"X_{name}"
     seed_everything(ctx.seed)
     t0 = time.perf_counter()
@@ -394,8 +403,9 @@ def _run_seeds_in_processes(contexts: list[_Context], learners, aligners, n_jobs
     from joblib import Parallel, delayed
 
     ctx0 = contexts[0]
-    keys = [k for k in (ctx0.groupby, ctx0.truth_key, ctx0.label_key) if k]
-    view = light_view(ctx0.mdata, [ctx0.source, ctx0.target], keys)
+    view = light_view(
+        ctx0.mdata, [ctx0.source, ctx0.target], _scoring_obs(ctx0), _scoring_obsm(ctx0)
+    )
     with tempfile.TemporaryDirectory(prefix="groove_bench_") as tmp:
         path = str(Path(tmp) / "data.h5mu")
         view.write(path)

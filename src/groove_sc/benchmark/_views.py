@@ -18,12 +18,17 @@ from mudata import MuData
 from .._mudata import check_disjoint_obs_names, check_modalities
 
 
-def light_view(mdata: MuData, modalities: Sequence[str], obs_keys: Sequence[str]) -> MuData:
+def light_view(
+    mdata: MuData,
+    modalities: Sequence[str],
+    obs_keys: Sequence[str],
+    obsm_keys: Sequence[str] = (),
+) -> MuData:
     """A new MuData with the given modalities, their data, and only ``obs_keys`` in ``.obs``.
 
     ``.X``, ``.layers`` and ``.var`` are shared with ``mdata`` where AnnData allows it (not
-    copied); ``.obsm``, ``.obsp``, ``.uns`` and every other ``.obs`` column are left out.
-    Columns of ``obs_keys`` absent from a modality are simply not there.
+    copied); ``.obsp``, ``.uns``, every other ``.obs`` column and every ``.obsm`` entry but
+    ``obsm_keys`` are left out. Keys absent from a modality are simply not there.
 
     Parameters
     ----------
@@ -33,6 +38,8 @@ def light_view(mdata: MuData, modalities: Sequence[str], obs_keys: Sequence[str]
         Modalities to keep, in this order.
     obs_keys
         ``.obs`` columns to keep.
+    obsm_keys
+        Per-modality ``.obsm`` entries to keep.
 
     Returns
     -------
@@ -56,6 +63,7 @@ def light_view(mdata: MuData, modalities: Sequence[str], obs_keys: Sequence[str]
             obs=a.obs[keep].copy(),
             var=a.var[[]].copy(),
             layers={k: a.layers[k] for k in a.layers},
+            obsm={k: a.obsm[k] for k in obsm_keys if k in a.obsm},
         )
         mods[m] = view
     with warnings.catch_warnings():
