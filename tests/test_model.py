@@ -244,3 +244,13 @@ def test_groupclip_latent_matches_views_better_than_no_contrastive():
     with_clip, without = np.mean(scores["groupclip"]), np.mean(scores[None])
     assert without > 0.25  # no cross-modal signal without the contrastive term
     assert with_clip < 0.5 * without
+
+
+def test_supcon_defaults_to_its_own_mean_log_form():
+    mdata = make_toy(seed=6, k=8)
+    GROOVE.setup_mudata(mdata, **SETUP)
+    assert GROOVE(mdata, contrastive="supcon").module.positives == "mean_log"
+    assert GROOVE(mdata).module.positives == "sum_in_log"
+    assert GROOVE(mdata, contrastive="supcon", positives="sum_in_log").module.positives == (
+        "sum_in_log"
+    )

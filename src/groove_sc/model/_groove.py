@@ -50,7 +50,10 @@ class GROOVE(BaseModelClass):
     beta
         Weight of the contrastive term.
     temperature, learn_temperature, positives, similarity
-        GroupCLIP options, see :func:`groove_sc.module.group_clip_loss`.
+        GroupCLIP options, see :func:`groove_sc.module.group_clip_loss`. ``positives=None``
+        means ``"sum_in_log"``, except for ``contrastive="supcon"`` where it means SupCon's own
+        ``"mean_log"`` (with pooled modalities, ``"sum_in_log"`` is satisfied by
+        modality-specific clusters and does not align the modalities).
     **module_kwargs
         Passed to :class:`groove_sc.module.GROOVEVAE` (``use_batch_norm``, ``use_layer_norm``).
 
@@ -82,7 +85,7 @@ class GROOVE(BaseModelClass):
         beta: float = 10.0,
         temperature: float = 0.1,
         learn_temperature: bool = False,
-        positives: Literal["sum_in_log", "mean_log"] = "sum_in_log",
+        positives: Literal["sum_in_log", "mean_log"] | None = None,
         similarity: Literal["cosine", "neg_sqeuclidean"] = "cosine",
         **module_kwargs,
     ):

@@ -80,7 +80,8 @@ class GROOVEVAE(BaseModuleClass):
     contrastive
         ``"groupclip"``, ``"clip"``, ``"supcon"`` or ``None``.
     positives, similarity, temperature, learn_temperature
-        GroupCLIP options (see :func:`groove_sc.module.group_clip_loss`).
+        GroupCLIP options (see :func:`groove_sc.module.group_clip_loss`); ``positives=None``:
+        ``"mean_log"`` for ``contrastive="supcon"`` (SupCon's L_out), else ``"sum_in_log"``.
     backtranslation
         Whether to add the on-the-fly backtranslation loss.
     alpha, beta
@@ -105,7 +106,7 @@ class GROOVEVAE(BaseModuleClass):
         use_batch_norm: bool = True,
         use_layer_norm: bool = False,
         contrastive: str | None = "groupclip",
-        positives: str = "sum_in_log",
+        positives: str | None = None,
         similarity: str = "cosine",
         temperature: float = 0.1,
         learn_temperature: bool = False,
@@ -125,6 +126,8 @@ class GROOVEVAE(BaseModuleClass):
         self.n_batch = {m: int(n_batch.get(m, 1)) for m in self.modalities}
         self.n_latent = n_latent
         self.contrastive = contrastive
+        if positives is None:
+            positives = "mean_log" if contrastive == "supcon" else "sum_in_log"
         self.positives = positives
         self.similarity = similarity
         self.backtranslation = backtranslation
