@@ -24,6 +24,9 @@ docs: setup
 	$(BIN)/python -m pip install -q -e ".[test,docs]"
 	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
 
+benchmark: setup
+	$(BIN)/groove-sc benchmark --config benchmarks/configs/simulation_grid.yaml --out docs/benchmark/results.csv
+
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
