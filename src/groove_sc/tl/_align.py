@@ -57,10 +57,24 @@ def align(
     its marginal penalty absorb group-size differences.
 
     **Epsilon** is relative to the cost scale: the absolute value is ``epsilon`` times the
-    largest cost the first Sinkhorn solve sees on the solved support (squared Euclidean cost for
-    ``eot``/``leot``/``uot``; the linearised Gromov-Wasserstein or COOT cost at the initial
-    coupling for the GW/COOT methods). Default ``5e-3`` (Perturb-OT's default) for every method
-    except ``coot``/``cootl`` (``1e-2``). Both values are recorded in ``uns``.
+    largest cost the first Sinkhorn solve sees on the solved support: the squared Euclidean cost
+    for ``eot``/``leot``/``uot`` (largest same-group distance for the labeled ones); the
+    linearised Gromov-Wasserstein cost at the initial (product) coupling for ``egw``/``egw_all``/
+    ``egwl``/``fgw``, whose geometries are squared distances divided by their mean; the initial
+    sample cost for ``coot``/``cootl`` (their feature plan has its own ``epsilon_feature``,
+    default ``5e-2``). Defaults: ``5e-3`` (Perturb-OT's default; small values give sharp
+    matchings), ``1e-2`` for ``coot``/``cootl``. The absolute and relative values are recorded
+    in ``uns[key_added]["parameters"]``.
+
+    **Solvers.** Per-group entropic problems are solved together by a batched, log-stabilised
+    Sinkhorn over padded groups (one tensor program; on CPU as many groups as fit the caches,
+    refilled as groups converge; on a GPU the whole batch), with epsilon scaling and adaptive
+    over-relaxation; convergence is the L1 marginal error relative to each group's mass
+    (``tol``, default ``1e-4``), recorded per group. ``egwl`` is POT's projected-gradient
+    entropic GW on the full geometries with the plan restricted to same-group pairs: the GW
+    gradient is computed from rank-``(d + 2)`` factors of the squared-distance matrices, so no
+    ``n x n`` or ``n x m`` matrix is formed. The tests check each method against POT run
+    directly on each block.
 
     **Size limits.** Labeled methods never build an ``n_source x n_target`` matrix; only the
     same-group blocks. Unlabeled dense methods (``eot``, ``egw_all``, ``coot``, and ``fgw`` with

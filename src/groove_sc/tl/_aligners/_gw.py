@@ -306,7 +306,7 @@ def _solve_gw(
 )  # fmt: skip
 def egw(
     problem: AlignProblem,
-    tol: float = 1e-6,
+    tol: float = 1e-5,
     max_iter: int = 200,
     inner_tol: float = 1e-4,
     inner_max_iter: int = 10_000,
@@ -356,7 +356,7 @@ def egw(
 )  # fmt: skip
 def egw_all(
     problem: AlignProblem,
-    tol: float = 1e-6,
+    tol: float = 1e-5,
     max_iter: int = 200,
     inner_tol: float = 1e-4,
     inner_max_iter: int = 10_000,
@@ -398,7 +398,7 @@ def egw_all(
 )  # fmt: skip
 def egwl(
     problem: AlignProblem,
-    tol: float = 1e-6,
+    tol: float = 1e-5,
     max_iter: int = 200,
     inner_tol: float = 1e-4,
     inner_max_iter: int = 10_000,
@@ -450,7 +450,7 @@ def fgw(
     problem: AlignProblem,
     alpha: float = 0.5,
     fused_rep: str | None = None,
-    tol: float = 1e-6,
+    tol: float = 1e-5,
     max_iter: int = 200,
     inner_tol: float = 1e-4,
     inner_max_iter: int = 10_000,
