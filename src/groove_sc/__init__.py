@@ -3,13 +3,13 @@
 Examples
 --------
 >>> import groove_sc as gs
->>> mdata = gs.datasets.simulate(n_perturbations=10, cells_per_perturbation=50, seed=0)  # doctest: +SKIP
+>>> mdata = gs.datasets.simulate(n_perturbations=10, cells_per_perturbation=50, seed=0)
+
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, metrics, module, pp  # noqa: I001  (light modules first)
-from . import data, model, tl, pl, benchmark
+from . import benchmark, data, datasets, metrics, model, module, pl, pp, tl
 
 try:
     __version__ = version("groove_sc")
