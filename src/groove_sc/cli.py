@@ -125,7 +125,7 @@ def quickstart(
     fig.savefig(out / "matching_heatmap.png", dpi=120, bbox_inches="tight")
     figs.append(out / "matching_heatmap.png")
     if benchmark:
-        _log("running a small benchmark (pca/groove x leot/egwl/knn, 1 seed)")
+        _log("small benchmark: pca, groove_no_groupclip, groove x leot, knn, egwl; 1 seed")
         results = gs.benchmark.run(
             mdata,
             learners=["pca", "groove_no_groupclip", "groove"],
