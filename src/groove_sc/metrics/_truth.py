@@ -20,8 +20,10 @@ def _ids(mdata: MuData, mod: str, truth_key: str) -> tuple[np.ndarray, np.ndarra
             "groove_sc.pp.unpair write obs['cell_id'])."
         )
     col = obs[truth_key]
-    present = ~pd.isna(col).to_numpy()
-    return col.astype(str).to_numpy(), present
+    ids = col.astype(str).to_numpy()
+    # missing ids: NaN, or an empty string (how h5 files store a missing string)
+    present = ~pd.isna(col).to_numpy() & (ids != "")
+    return ids, present
 
 
 def truth_pairs(
@@ -29,8 +31,8 @@ def truth_pairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the true partners between two modalities.
 
-    Source cells whose ``obs[truth_key]`` is missing or found in no target cell have no partner
-    and are left out.
+    Source cells whose ``obs[truth_key]`` is missing (NaN or an empty string) or found in no
+    target cell have no partner and are left out.
 
     Parameters
     ----------
