@@ -54,8 +54,15 @@ class GROOVE(BaseModelClass):
         means ``"sum_in_log"``, except for ``contrastive="supcon"`` where it means SupCon's own
         ``"mean_log"`` (with pooled modalities, ``"sum_in_log"`` is satisfied by
         modality-specific clusters and does not align the modalities).
+    within_group
+        Within-group cross-modal term on the latent means (``"sinkhorn"``, ``"mmd"``,
+        ``"ot_clip"``; see :func:`groove_sc.module.within_group_loss`), or ``None``.
+        GroupCLIP aligns groups; this term aligns the cells inside each group.
+    gamma
+        Weight of the within-group term.
     **module_kwargs
-        Passed to :class:`groove_sc.module.GROOVEVAE` (``use_batch_norm``, ``use_layer_norm``).
+        Passed to :class:`groove_sc.module.GROOVEVAE` (``use_batch_norm``, ``use_layer_norm``,
+        ``within_epsilon``).
 
     Examples
     --------
@@ -87,6 +94,8 @@ class GROOVE(BaseModelClass):
         learn_temperature: bool = False,
         positives: Literal["sum_in_log", "mean_log"] | None = None,
         similarity: Literal["cosine", "neg_sqeuclidean"] = "cosine",
+        within_group: Literal["sinkhorn", "mmd", "ot_clip"] | None = None,
+        gamma: float = 1.0,
         **module_kwargs,
     ):
         super().__init__(mdata)
@@ -119,6 +128,8 @@ class GROOVE(BaseModelClass):
             backtranslation=backtranslation,
             alpha=alpha,
             beta=beta,
+            within_group=within_group,
+            gamma=gamma,
             **module_kwargs,
         )
         self._model_summary_string = (

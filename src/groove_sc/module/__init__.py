@@ -4,6 +4,7 @@ from ._clip import group_clip_loss, pseudo_pair_indices, similarity_matrix
 from ._contrastive import CONTRASTIVE
 from ._likelihoods import LIKELIHOODS, LikelihoodHead, get_likelihood
 from ._vae import GROOVEVAE
+from ._within import within_group_loss
 
 __all__ = [
     "CONTRASTIVE",
@@ -14,4 +15,5 @@ __all__ = [
     "group_clip_loss",
     "pseudo_pair_indices",
     "similarity_matrix",
+    "within_group_loss",
 ]

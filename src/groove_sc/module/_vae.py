@@ -14,6 +14,7 @@ from torch.distributions import Normal, kl_divergence
 
 from ._contrastive import CONTRASTIVE
 from ._likelihoods import get_likelihood
+from ._within import DEFAULT_WITHIN_EPSILON, within_group_objective
 
 
 def x_key(mod: str) -> str:
@@ -86,6 +87,13 @@ class GROOVEVAE(BaseModuleClass):
         Whether to add the on-the-fly backtranslation loss.
     alpha, beta
         Weights of backtranslation and of the contrastive term.
+    within_group
+        Within-group cross-modal term (``"sinkhorn"``, ``"mmd"``, ``"ot_clip"``; see
+        :func:`groove_sc.module.within_group_loss`) or ``None``.
+    gamma
+        Weight of the within-group term.
+    within_epsilon
+        Its entropic regularisation, relative to the mean same-group squared distance.
 
     Examples
     --------
@@ -113,6 +121,9 @@ class GROOVEVAE(BaseModuleClass):
         backtranslation: bool = True,
         alpha: float = 1.0,
         beta: float = 10.0,
+        within_group: str | None = None,
+        gamma: float = 1.0,
+        within_epsilon: float = DEFAULT_WITHIN_EPSILON,
     ):
         super().__init__()
         self.modalities: Sequence[str] = list(n_input)
@@ -133,6 +144,9 @@ class GROOVEVAE(BaseModuleClass):
         self.backtranslation = backtranslation
         self.alpha = alpha
         self.beta = beta
+        self.within_group = within_group
+        self.gamma = gamma
+        self.within_epsilon = within_epsilon
         self.encoders = nn.ModuleDict()
         self.decoders = nn.ModuleDict()
         for m in self.modalities:
@@ -263,8 +277,20 @@ class GROOVEVAE(BaseModuleClass):
             similarity=self.similarity,
         )
 
+    def within_group_loss(self, tensors, inference_outputs) -> torch.Tensor:
+        """The configured within-group cross-modal term on latent means."""
+        qz = inference_outputs["qz"]
+        return within_group_objective(
+            {m: q.loc for m, q in qz.items()},
+            {m: tensors[labels_key(m)].reshape(-1).long() for m in qz},
+            kind=self.within_group,
+            epsilon=self.within_epsilon,
+            temperature=self.temperature,
+            similarity=self.similarity,
+        )
+
     def loss(self, tensors, inference_outputs, generative_outputs, kl_weight: float = 1.0):
-        """Reconstruction + kl_weight * KL + alpha * backtranslation + beta * contrastive."""
+        """Reconstruction + KL + alpha * backtranslation + beta * contrastive + gamma * within."""
         qz, px = inference_outputs["qz"], generative_outputs["px"]
         recon, kl, extra = {}, {}, {}
         total = 0.0
@@ -287,6 +313,11 @@ class GROOVEVAE(BaseModuleClass):
         if self.contrastive is not None and self.beta > 0 and len(qz) > 1:
             cl = self.contrastive_loss(tensors, inference_outputs)
             total = total + self.beta * cl
+        wg = ref.new_zeros(())
+        if self.within_group is not None and self.gamma > 0 and len(qz) > 1:
+            wg = self.within_group_loss(tensors, inference_outputs)
+            total = total + self.gamma * wg
+        extra["within_group"] = wg.detach()
         extra["backtranslation"] = bt.detach()
         extra["contrastive"] = cl.detach()
         extra["temperature"] = self.temperature.detach()
