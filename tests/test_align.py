@@ -370,7 +370,7 @@ def test_unlabeled_and_unshared_cells_are_dropped_with_warning(method):
     labels.iloc[[0, 1]] = np.nan
     data["prot"].obs["perturbation"] = pd.Categorical(labels)
     with pytest.warns(UserWarning, match="'rna': 0 unlabeled, 5 in groups absent.*'prot': 2"):
-        gs.tl.align(data, "rna", "prot", method=method)
+        gs.tl.align(data, "rna", "prot", method=method, unmatched="drop")
     P = block(data)
     gs_, gt = groups(data, "rna"), data["prot"].obs["perturbation"].to_numpy()
     assert P[gs_ == "g2"].sum() == 0 and P[:, [0, 1]].sum() == 0

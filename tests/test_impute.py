@@ -11,7 +11,7 @@ import groove_sc as gs
 from groove_sc._mudata import extract_block
 
 
-def make_pair(sizes_s=(8, 6), sizes_t=(7, 5), seed=0):
+def make_pair(sizes_s=(8, 6), sizes_t=(7, 5), seed=0, **align_kw):
     rng = np.random.default_rng(seed)
     centers = rng.normal(0, 3, (max(len(sizes_s), len(sizes_t)), 3))
 
@@ -28,7 +28,7 @@ def make_pair(sizes_s=(8, 6), sizes_t=(7, 5), seed=0):
         return adata
 
     mdata = md.MuData({"rna": modality("rna", sizes_s, 6), "prot": modality("prot", sizes_t, 4)})
-    gs.tl.align(mdata, "rna", "prot", method="leot")
+    gs.tl.align(mdata, "rna", "prot", method="leot", **align_kw)
     return mdata
 
 
@@ -88,7 +88,7 @@ def test_impute_reversed_coupling_is_transposed():
 
 def test_unmatched_source_cells_get_nan_rows_with_warning():
     with pytest.warns(UserWarning, match="leaves out cells"):
-        mdata = make_pair(sizes_s=(8, 6, 3), sizes_t=(7, 5))  # g2 only in rna
+        mdata = make_pair(sizes_s=(8, 6, 3), sizes_t=(7, 5), unmatched="drop")  # g2 only in rna
     with pytest.warns(UserWarning, match="3 of 17 'rna' cells have no mass"):
         gs.tl.impute(mdata, "rna", "prot")
     X = mdata["prot_imputed"].X

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from mudata import MuData
 
 from .._mudata import check_disjoint_obs_names, check_modalities, embed_block
 from ._aligners import ALIGNERS
+from ._aligners._auto_epsilon import auto_epsilon
 from ._aligners._problem import UseRep, as_h5_value, build_problem, rep_key
 from ._aligners._registry import check_total_mass
+from ._aligners._unmatched import DEFAULT_UNMATCHED_K, couple_unmatched
 
 #: Unlabeled dense methods (``eot``, ``egw_all``, ``coot``, ``fgw`` without groupby) refuse
 #: problems with more source x target pairs than this (5000 x 5000) unless ``max_pairs`` is raised.
@@ -26,10 +28,12 @@ def align(
     use_rep: UseRep = "X_groove",
     method: str = "leot",
     groupby: str | None = "perturbation",
-    epsilon: float | None = None,
+    epsilon: float | Literal["auto"] | None = "auto",
     key_added: str = "groove_coupling",
     device: str = "cpu",
     *,
+    unmatched: Literal["couple", "drop"] = "couple",
+    unmatched_k: int = DEFAULT_UNMATCHED_K,
     backend: str | None = None,
     dtype: str = "float32",
     max_pairs: int | None = DEFAULT_MAX_PAIRS,
@@ -49,9 +53,15 @@ def align(
     of ``mdata`` is modified.
 
     **Labels.** Label-constrained methods only couple cells with the same ``obs[groupby]``
-    value. Unlabeled cells (NaN) and cells whose group has no cell in the other modality are left
-    out with a warning that counts them: their rows/columns of the coupling are zero. Groups with
-    a single cell are kept. Each group carries a mass proportional to its number of source cells
+    value. Unlabeled source cells (NaN) and source cells whose group has no cell in the other
+    modality are outside every block: by default (``unmatched="couple"``) each is coupled with
+    its ``unmatched_k`` nearest target cells (any cell) in the shared representation, so that
+    every source cell has the same mass ``1 / n_source``; ``unmatched="drop"`` leaves them out
+    with a warning that counts them (their rows are zero). When the modalities share no
+    representation (GW/COOT with per-modality ``use_rep``) they are left out, and
+    ``uns[key_added]["unmatched"]`` says why. Target cells outside every block receive mass only
+    as neighbours of such source cells. Groups with a single cell are kept. Each group carries
+    a mass proportional to its number of source cells
     (``group_weights="source"``, so every kept source cell has equal mass) for the balanced
     per-group methods; ``uot`` instead gives every kept cell equal mass on both sides and lets
     its marginal penalty absorb group-size differences.
@@ -65,6 +75,17 @@ def align(
     default ``5e-2``). Defaults: ``5e-3`` (Perturb-OT's default; small values give sharp
     matchings), ``1e-2`` for ``coot``/``cootl``. The absolute and relative values are recorded
     in ``uns[key_added]["parameters"]``.
+
+    **epsilon="auto"** (the default) chooses the relative epsilon without the truth, by
+    held-out-group cross-validation (:mod:`groove_sc.tl._aligners._auto_epsilon`): random pairs
+    of groups are merged, the aligner is run on the merged blocks at ``0.25``, ``1`` and ``4``
+    times the method default, and each coupling is scored by how well its barycentric
+    projections tell the hidden groups apart. Candidates that do not beat the label-only
+    coupling (uniform within each merged block) are discarded; when none does, a smooth
+    epsilon (``1.0``, close to the label-only coupling) is used. The candidates, their scores,
+    the label-only score and the choice are stored in ``uns[key_added]["epsilon_auto"]``.
+    The cross-validation runs on subsampled blocks and costs about twice the final alignment.
+    Methods without an epsilon (``knn``) and alignments without labels use the method default.
 
     **Solvers.** Per-group entropic problems are solved together by a batched, log-stabilised
     Sinkhorn over padded groups (one tensor program; on CPU as many groups as fit the caches,
@@ -97,11 +118,17 @@ def align(
         Categorical ``obs`` column in both modalities (the perturbation). Ignored by unlabeled
         methods; ``None`` runs ``knn`` and ``fgw`` over all cells.
     epsilon
-        Entropic regularisation relative to the cost scale (see above); ``None``: method default.
+        Entropic regularisation relative to the cost scale (see above): a number, ``"auto"``
+        (truth-free choice, default) or ``None`` (the method default).
     key_added
         Key in ``mdata.obsp`` and ``mdata.uns``.
     device
         ``"cpu"`` or a torch device such as ``"cuda"`` (then the solvers run on torch, batched).
+    unmatched
+        ``"couple"`` (default) or ``"drop"``: what label-constrained methods do with source
+        cells outside every same-group block (see **Labels**).
+    unmatched_k
+        Target neighbours of each such cell.
     backend
         ``"numpy"`` or ``"torch"``; ``None`` picks numpy on CPU, torch elsewhere.
     dtype
@@ -139,11 +166,16 @@ def align(
     if source == target:
         raise ValueError(f"source and target are both '{source}'; pass two different modalities.")
     check_disjoint_obs_names(mdata, [source, target])
-    if epsilon is not None and not (np.isfinite(epsilon) and epsilon > 0):
+    if isinstance(epsilon, str):
+        if epsilon != "auto":
+            raise ValueError(f"epsilon must be a positive number, 'auto' or None, got {epsilon!r}.")
+    elif epsilon is not None and not (np.isfinite(epsilon) and epsilon > 0):
         raise ValueError(
             f"epsilon must be a positive number (relative to the cost scale), got {epsilon!r}; "
-            "pass None for the method default."
+            "pass 'auto' for the truth-free choice or None for the method default."
         )
+    if unmatched not in ("couple", "drop"):
+        raise ValueError(f"unmatched must be 'couple' or 'drop', got {unmatched!r}.")
     if not isinstance(key_added, str) or not key_added:
         raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
     if not aligner.accepts_any_keyword():
@@ -169,9 +201,11 @@ def align(
             )
         use_rep = keys.pop()
 
+    fixed_epsilon = None if epsilon == "auto" else epsilon
     problem, dropped = build_problem(
-        mdata, source, target, method, use_rep, groupby, epsilon, device, backend, dtype
-    )
+        mdata, source, target, method, use_rep, groupby, fixed_epsilon, device, backend, dtype,
+        warn_dropped=unmatched == "drop",
+    )  # fmt: skip
     if aligner.dense and not problem.labeled and max_pairs is not None:
         pairs = problem.n_source * problem.n_target
         if pairs > max_pairs:
@@ -181,10 +215,27 @@ def align(
                 "label-constrained method (leot, egwl, cootl, ...), subsample, or pass a larger "
                 "max_pairs (or max_pairs=None) if the memory is available."
             )
-    problem.rep(shared=aligner.shared_rep)  # fail early on missing keys / NaN / dimensions
+    _, y_target = problem.rep(shared=aligner.shared_rep)  # fail early on keys / NaN / dims
 
+    auto_info = None
+    if epsilon == "auto":
+        problem.epsilon, auto_info = auto_epsilon(problem, aligner, method_kwargs, y_target)
     result = aligner(problem, **method_kwargs)
     coupling = check_total_mass(result.coupling.tocsr(), method)
+    unmatched_info = {"mode": "none left out"}
+    if problem.labeled and (problem.source_codes < 0).any():
+        if unmatched == "couple":
+            coupling, unmatched_info = couple_unmatched(problem, coupling, unmatched_k)
+            if unmatched_info["mode"] == "drop":
+                warnings.warn(
+                    f"{int((problem.source_codes < 0).sum())} source cells are outside every "
+                    f"same-group block and stay uncoupled: {unmatched_info['reason']}. Pass a "
+                    "use_rep shared by both modalities to couple them.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        else:
+            unmatched_info = {"mode": "drop"}
     if coupling.shape != (problem.n_source, problem.n_target):
         raise ValueError(
             f"Aligner '{method}' returned a coupling of shape {coupling.shape}, expected "
@@ -203,6 +254,8 @@ def align(
             "parameters": result.parameters,
             "convergence": convergence,
             "dropped": dropped,
+            "unmatched": unmatched_info,
+            "epsilon_auto": auto_info if auto_info is not None else {"mode": "off"},
             "n_source_used": int(np.diff(coupling.indptr).astype(bool).sum()),
             "n_target_used": int(np.bincount(coupling.indices, minlength=1).astype(bool).sum()),
             "device": problem.ops.device,

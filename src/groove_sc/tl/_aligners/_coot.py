@@ -197,7 +197,7 @@ def _solve_coot(
 
 
 @register_aligner(
-    "coot", labels="ignored", shared_rep=False, dense=True,
+    "coot", default_epsilon=DEFAULT_EPSILON, labels="ignored", shared_rep=False, dense=True,
     description="entropic co-optimal transport over all cells (dense)",
 )  # fmt: skip
 def coot(
@@ -245,7 +245,7 @@ def coot(
 
 
 @register_aligner(
-    "cootl", labels="required", shared_rep=False,
+    "cootl", default_epsilon=DEFAULT_EPSILON, labels="required", shared_rep=False,
     description="labeled entropic COOT: sample plan within groups, one shared feature plan",
 )  # fmt: skip
 def cootl(

@@ -301,7 +301,7 @@ def _solve_gw(
 
 
 @register_aligner(
-    "egw", labels="required", shared_rep=False,
+    "egw", default_epsilon=DEFAULT_EPSILON, labels="required", shared_rep=False,
     description="entropic Gromov-Wasserstein, one independent problem per group",
 )  # fmt: skip
 def egw(
@@ -351,7 +351,7 @@ def egw(
 
 
 @register_aligner(
-    "egw_all", labels="ignored", shared_rep=False, dense=True,
+    "egw_all", default_epsilon=DEFAULT_EPSILON, labels="ignored", shared_rep=False, dense=True,
     description="entropic Gromov-Wasserstein over all cells (dense)",
 )  # fmt: skip
 def egw_all(
@@ -393,7 +393,7 @@ def egw_all(
 
 
 @register_aligner(
-    "egwl", labels="required", shared_rep=False,
+    "egwl", default_epsilon=DEFAULT_EPSILON, labels="required", shared_rep=False,
     description="labeled entropic GW: one joint problem, support restricted to same-group pairs",
 )  # fmt: skip
 def egwl(
@@ -443,7 +443,7 @@ def egwl(
 
 
 @register_aligner(
-    "fgw", labels="optional", shared_rep=False, dense=True,
+    "fgw", default_epsilon=DEFAULT_EPSILON, labels="optional", shared_rep=False, dense=True,
     description="entropic fused GW, per group (over all cells with groupby=None)",
 )  # fmt: skip
 def fgw(

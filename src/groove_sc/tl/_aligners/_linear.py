@@ -196,7 +196,7 @@ def _pot_blocks(
 
 
 @register_aligner(
-    "leot", labels="required", shared_rep=True,
+    "leot", default_epsilon=DEFAULT_EPSILON, labels="required", shared_rep=True,
     description="entropic OT on a shared latent within each group (block-diagonal)",
 )  # fmt: skip
 def leot(
@@ -256,7 +256,7 @@ def leot(
 
 
 @register_aligner(
-    "eot", labels="ignored", shared_rep=True, dense=True,
+    "eot", default_epsilon=DEFAULT_EPSILON, labels="ignored", shared_rep=True, dense=True,
     description="entropic OT on a shared latent over all cells (dense)",
 )  # fmt: skip
 def eot(
@@ -309,7 +309,7 @@ def eot(
 
 
 @register_aligner(
-    "uot", labels="required", shared_rep=True,
+    "uot", default_epsilon=DEFAULT_EPSILON, labels="required", shared_rep=True,
     description="unbalanced entropic OT on a shared latent within each group",
 )  # fmt: skip
 def uot(

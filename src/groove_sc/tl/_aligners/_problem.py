@@ -243,12 +243,12 @@ def _categories(labels: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def group_codes(
-    mdata: MuData, source: str, target: str, groupby: str
+    mdata: MuData, source: str, target: str, groupby: str, warn: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
     """Integer group codes per cell for both modalities, and the number of dropped cells.
 
-    Unlabeled cells (NaN) and cells whose group has no cell in the other modality get ``-1``; a
-    ``UserWarning`` says how many.
+    Unlabeled cells (NaN) and cells whose group has no cell in the other modality get ``-1``;
+    with ``warn``, a ``UserWarning`` says how many.
 
     Examples
     --------
@@ -281,7 +281,7 @@ def group_codes(
         n_unshared = int((codes < 0).sum()) - n_unlabeled
         dropped[f"{mod}_unlabeled"] = n_unlabeled
         dropped[f"{mod}_group_absent"] = n_unshared
-    if any(dropped.values()):
+    if warn and any(dropped.values()):
         parts = [
             f"'{m}': {dropped[f'{m}_unlabeled']} unlabeled, {dropped[f'{m}_group_absent']} in "
             "groups absent from the other modality"
@@ -307,8 +307,12 @@ def build_problem(
     device: str,
     backend: str | None,
     dtype: str,
+    warn_dropped: bool = True,
 ) -> tuple[AlignProblem, dict[str, int]]:
     """Assemble an :class:`AlignProblem` (labels resolved, unusable cells marked).
+
+    ``warn_dropped``: warn about cells outside every same-group block (when they stay
+    uncoupled).
 
     Examples
     --------
@@ -323,7 +327,9 @@ def build_problem(
         s_codes, t_codes = np.zeros(ns, dtype=np.int64), np.zeros(nt, dtype=np.int64)
         names, dropped = np.array(["all"]), {}
     else:
-        s_codes, t_codes, names, dropped = group_codes(mdata, source, target, groupby)
+        s_codes, t_codes, names, dropped = group_codes(
+            mdata, source, target, groupby, warn=warn_dropped
+        )
     problem = AlignProblem(
         mdata=mdata,
         source=source,

@@ -67,6 +67,9 @@ class Aligner:
     dense
         Whether the unlabeled form builds ``n_source x n_target`` dense matrices; such calls are
         refused above ``max_pairs`` unless the user raises it.
+    default_epsilon
+        The method's default relative epsilon, or ``None`` for a method without one; scales
+        the candidates of ``epsilon="auto"``.
     description
         One line shown in error messages and docs.
 
@@ -82,6 +85,7 @@ class Aligner:
     labels: LabelUse = "required"
     shared_rep: bool = True
     dense: bool = False
+    default_epsilon: float | None = None
     description: str = ""
 
     def keyword_names(self) -> list[str]:
@@ -122,6 +126,7 @@ def register_aligner(
     labels: LabelUse = "required",
     shared_rep: bool = True,
     dense: bool = False,
+    default_epsilon: float | None = None,
     description: str = "",
     overwrite: bool = False,
 ) -> Callable[[Callable[..., AlignResult]], Callable[..., AlignResult]]:
@@ -135,7 +140,7 @@ def register_aligner(
     ----------
     name
         Method name for ``tl.align(method=name)``.
-    labels, shared_rep, dense, description
+    labels, shared_rep, dense, default_epsilon, description
         See :class:`Aligner`.
     overwrite
         Replace an existing entry of the same name (otherwise an error).
@@ -163,6 +168,7 @@ def register_aligner(
             labels=labels,
             shared_rep=shared_rep,
             dense=dense,
+            default_epsilon=default_epsilon,
             description=description or (func.__doc__ or "").strip().split("\n")[0],
         )
         return func

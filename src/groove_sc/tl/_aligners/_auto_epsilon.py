@@ -1,0 +1,345 @@
+"""``epsilon="auto"``: a truth-free epsilon by held-out-group cross-validation.
+
+In a weakly paired screen nobody knows which cell is which, but the labels are known. A coupling
+that resolves structure *within* a block of cells should also tell apart groups that it was not
+told about. So the groups are paired at random and each pair is merged into one block: the
+aligner only knows that a cell belongs to ``a`` or ``b``, and its coupling is scored with the
+hidden label by :func:`hidden_mass`, the share of the block's mass that joins cells of the same
+hidden group, scaled so that 0 is the label-only answer (a coupling uniform within each merged
+block, blind to the hidden group) and 1 a coupling that never crosses hidden groups. The
+barycentric :func:`projection_auc` is recorded beside it; it is not used for the choice because
+it rises with epsilon whatever the data (smoothing towards the group centroid always helps to
+tell *groups* apart), whereas the choice concerns cells.
+
+Candidates that do not beat the label-only answer by ``tol`` are discarded; if none does, the
+data carry no within-group signal that the aligner can use, and the choice falls back to a
+smooth epsilon (:data:`FALLBACK_EPSILON`), close to the label-only coupling. Among the
+candidates within ``tol`` of the best score, the one closest to the method default is taken: the
+default moves only on evidence.
+
+The cross-validation solves subsampled merged blocks, sized so that all candidates together
+cost about ``budget`` times the final alignment (pairwise blocks are quadratic in their cells).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    from ._problem import AlignProblem
+    from ._registry import Aligner
+
+#: Candidates, as multiples of the method's default epsilon.
+AUTO_FACTORS = (0.25, 1.0, 4.0)
+#: Relative epsilon used when no candidate beats the label-only coupling.
+FALLBACK_EPSILON = 1.0
+#: Scores within this of the best count as tied (the largest epsilon among them wins).
+AUTO_TOL = 0.005
+#: Cross-validation cost, in multiples of the final alignment.
+AUTO_BUDGET = 2.0
+#: Cells per group and modality kept in the cross-validation, at most.
+AUTO_MAX_CELLS = 256
+
+
+def projection_auc(
+    proj: np.ndarray,
+    y_target: np.ndarray,
+    source_hidden: np.ndarray,
+    target_hidden: np.ndarray,
+    source_blocks: np.ndarray,
+    target_blocks: np.ndarray,
+    chunk: int = 1024,
+) -> float:
+    """Probability that an own-group target cell is closer to a projection than another.
+
+    Parameters
+    ----------
+    proj
+        ``(n_source, d)`` projections of the source cells (rows of scored cells only matter).
+    y_target
+        ``(n_target, d)`` target representation.
+    source_hidden, target_hidden
+        Hidden group codes (``-1``: not scored).
+    source_blocks, target_blocks
+        Block of each cell (``-1``: outside every block); a source cell is compared with the
+        target cells of its block only.
+    chunk
+        Source cells per distance computation.
+
+    Returns
+    -------
+    Mean over scored source cells (ties count one half); NaN when nothing can be scored.
+
+    Examples
+    --------
+    >>> y = np.array([[0.0], [1.0], [10.0], [11.0]])
+    >>> proj = np.array([[0.5], [10.5]])
+    >>> projection_auc(proj, y, np.array([0, 1]), np.array([0, 0, 1, 1]),
+    ...                np.array([0, 0]), np.array([0, 0, 0, 0]))
+    1.0
+
+    """
+    from scipy.stats import rankdata
+
+    y = np.asarray(y_target, dtype=np.float64)
+    aucs = []
+    for block in np.unique(source_blocks[source_blocks >= 0]):
+        rows = np.flatnonzero((source_blocks == block) & (source_hidden >= 0))
+        cols = np.flatnonzero((target_blocks == block) & (target_hidden >= 0))
+        if not len(rows) or len(np.unique(target_hidden[cols])) < 2:
+            continue
+        yb, tb = y[cols], target_hidden[cols]
+        for start in range(0, len(rows), chunk):
+            r = rows[start : start + chunk]
+            p = np.asarray(proj[r], dtype=np.float64)
+            d = (p**2).sum(1)[:, None] + (yb**2).sum(1)[None, :] - 2.0 * p @ yb.T
+            own = tb[None, :] == source_hidden[r][:, None]
+            n_own = own.sum(1)
+            n_other = len(cols) - n_own
+            ok = (n_own > 0) & (n_other > 0)
+            own_rank = (rankdata(d, axis=1) * own).sum(1)
+            farther = (own_rank - n_own * (n_own + 1) / 2.0) / np.maximum(n_own * n_other, 1)
+            aucs.append(1.0 - farther[ok])
+    values = np.concatenate(aucs) if aucs else np.empty(0)
+    return float(values.mean()) if values.size else float("nan")
+
+
+def choose_truth_free(candidates: Sequence[float], scores: Sequence[float], tol: float) -> float:
+    """The largest candidate whose score is within ``tol`` of the best (NaN scores ignored).
+
+    Returns NaN when no candidate has a finite score.
+
+    Examples
+    --------
+    >>> choose_truth_free([0.1, 0.2, 0.4], [0.50, 0.60, 0.595], tol=0.01)
+    0.4
+
+    """
+    scores = np.asarray(scores, dtype=float)
+    ok = np.isfinite(scores)
+    if not ok.any():
+        return float("nan")
+    best = scores[ok].max()
+    near = [c for c, s, k in zip(candidates, scores, ok) if k and s >= best - tol]
+    return float(max(near))
+
+
+def choose_near_default(
+    candidates: Sequence[float], scores: Sequence[float], default: float, tol: float
+) -> float:
+    """Among the candidates within ``tol`` of the best score, the one closest to ``default``.
+
+    Closeness is on a log scale; equally close candidates: the larger. NaN scores are ignored;
+    NaN when no candidate has a finite score.
+
+    Examples
+    --------
+    >>> choose_near_default([0.1, 0.2, 0.4], [0.50, 0.60, 0.595], default=0.2, tol=0.01)
+    0.2
+    >>> choose_near_default([0.1, 0.2, 0.4], [0.50, 0.55, 0.60], default=0.2, tol=0.01)
+    0.4
+
+    """
+    scores = np.asarray(scores, dtype=float)
+    ok = np.isfinite(scores)
+    if not ok.any():
+        return float("nan")
+    best = scores[ok].max()
+    near = [c for c, s, k in zip(candidates, scores, ok) if k and s >= best - tol]
+    return float(min(near, key=lambda c: (abs(np.log(c / default)), -c)))
+
+
+def _merged_blocks(problem: AlignProblem, fraction: float, max_cells: int, rng):
+    """Random pairs of the problem's groups as blocks, on a subsample of each group's cells."""
+    layout = problem.layout()
+    n_groups = layout.n_groups
+    order = rng.permutation(n_groups)
+    n_pairs = n_groups // 2
+    block_of_group = np.full(n_groups, -1, dtype=np.int64)
+    block_of_group[order[: 2 * n_pairs]] = np.repeat(np.arange(n_pairs), 2)
+    out = []
+    sides = ((layout.source_index, problem.n_source), (layout.target_index, problem.n_target))
+    for index, n in sides:
+        hidden = np.full(n, -1, dtype=np.int64)
+        blocks = np.full(n, -1, dtype=np.int64)
+        for g, cells in enumerate(index):
+            if block_of_group[g] < 0:
+                continue
+            k = min(len(cells), max_cells, max(8, int(np.ceil(fraction * len(cells)))))
+            keep = cells if k >= len(cells) else rng.choice(cells, size=k, replace=False)
+            hidden[keep] = g
+            blocks[keep] = block_of_group[g]
+        out.append((hidden, blocks))
+    names = np.array([f"cv{i}" for i in range(n_pairs)])
+    return out, names
+
+
+def hidden_mass(
+    P: sp.spmatrix,
+    source_hidden: np.ndarray,
+    target_hidden: np.ndarray,
+    source_blocks: np.ndarray,
+    target_blocks: np.ndarray,
+) -> float:
+    """Share of the coupling's mass joining cells of the same hidden group, scaled.
+
+    ``0`` is a coupling blind to the hidden group (each block's target group frequencies),
+    ``1`` a coupling that never crosses hidden groups.
+
+    Examples
+    --------
+    >>> P = sp.csr_matrix(np.eye(2) / 2)
+    >>> hidden_mass(P, np.array([0, 1]), np.array([0, 1]), np.zeros(2, int), np.zeros(2, int))
+    1.0
+
+    """
+    P = sp.coo_matrix(P)
+    keep = (source_hidden[P.row] >= 0) & (target_hidden[P.col] >= 0)
+    keep &= source_blocks[P.row] == target_blocks[P.col]
+    rows, cols, mass = P.row[keep], P.col[keep], P.data[keep]
+    total = float(mass.sum())
+    if total <= 0:
+        return float("nan")
+    agree = float(mass[source_hidden[rows] == target_hidden[cols]].sum()) / total
+    ok = target_hidden >= 0
+    n_groups = int(target_hidden.max(initial=-1)) + 1
+    per_group = np.bincount(target_hidden[ok], minlength=n_groups).astype(float)
+    n_blocks = int(target_blocks.max(initial=-1)) + 1
+    per_block = np.bincount(target_blocks[ok], minlength=n_blocks).astype(float)
+    block_of_group = np.zeros(n_groups, dtype=np.int64)
+    block_of_group[target_hidden[ok]] = target_blocks[ok]
+    freq = per_group / np.maximum(per_block[block_of_group], 1.0)
+    base = float((mass * freq[source_hidden[rows]]).sum()) / total
+    return (agree - base) / (1.0 - base) if base < 1.0 else float("nan")
+
+
+def _block_centroid_projection(y: np.ndarray, s_blocks: np.ndarray, t_blocks: np.ndarray):
+    """Projection of the uniform-within-block coupling: each source cell -> its block centroid."""
+    n_blocks = int(max(s_blocks.max(initial=-1), t_blocks.max(initial=-1)) + 1)
+    ok = t_blocks >= 0
+    sums = np.zeros((n_blocks, y.shape[1]))
+    np.add.at(sums, t_blocks[ok], y[ok])
+    counts = np.bincount(t_blocks[ok], minlength=n_blocks)
+    centroids = sums / np.maximum(counts, 1)[:, None]
+    return centroids[np.maximum(s_blocks, 0)]
+
+
+def _projection(P: sp.spmatrix, y: np.ndarray) -> np.ndarray:
+    P = sp.csr_matrix(P, dtype=np.float64)
+    mass = np.asarray(P.sum(axis=1)).ravel()
+    return np.asarray(P @ y) / np.maximum(mass, 1e-300)[:, None]
+
+
+def auto_epsilon(
+    problem: AlignProblem,
+    aligner: Aligner,
+    method_kwargs: dict[str, Any],
+    y_target: np.ndarray,
+    *,
+    factors: Sequence[float] = AUTO_FACTORS,
+    tol: float = AUTO_TOL,
+    budget: float = AUTO_BUDGET,
+    max_cells: int = AUTO_MAX_CELLS,
+    seed: int = 0,
+) -> tuple[float | None, dict[str, Any]]:
+    """Choose a relative epsilon for ``aligner`` on ``problem`` without the truth.
+
+    Parameters
+    ----------
+    problem
+        The labeled problem (its ``epsilon`` is ignored).
+    aligner
+        The registered aligner; its ``default_epsilon`` scales the candidates.
+    method_kwargs
+        Keyword arguments of the aligner.
+    y_target
+        ``(n_target, d)`` target representation used by the score.
+    factors
+        Candidates as multiples of the default epsilon.
+    tol
+        Scores within ``tol`` of the best count as tied.
+    budget
+        Cost of the cross-validation in multiples of the final alignment.
+    max_cells
+        Cells per group and modality kept in the cross-validation, at most.
+    seed
+        Seed of the random group pairs and subsamples.
+
+    Returns
+    -------
+    ``(epsilon, info)``: the relative epsilon (``None``: keep the method default, with the
+    reason in ``info["mode"]``) and the record stored in ``uns[key_added]["epsilon_auto"]``.
+
+    Examples
+    --------
+    >>> eps, info = auto_epsilon(problem, ALIGNERS["leot"], {}, y)  # doctest: +SKIP
+    >>> info["candidates"], info["scores"]  # doctest: +SKIP
+
+    """
+    start = time.perf_counter()
+    default = aligner.default_epsilon
+    if default is None:
+        return None, {"mode": "not applicable: the method has no epsilon"}
+    if not problem.labeled:
+        return None, {"mode": "method default: no labels to hold out (groupby=None)"}
+    if problem.layout().n_groups < 2:
+        return None, {"mode": "method default: fewer than two groups to hold out"}
+    candidates = sorted({float(f) * float(default) for f in factors if f > 0})
+    rng = np.random.default_rng(seed)
+    fraction = float(np.sqrt(budget / (2.0 * len(candidates))))
+    ((s_hidden, s_blocks), (t_hidden, t_blocks)), names = _merged_blocks(
+        problem, fraction, max_cells, rng
+    )
+    y = np.asarray(y_target, dtype=np.float64)
+    baseline = projection_auc(
+        _block_centroid_projection(y, s_blocks, t_blocks), y, s_hidden, t_hidden, s_blocks,
+        t_blocks,
+    )  # fmt: skip
+    scores, masses = [], []
+    for eps in candidates:
+        sub = replace(
+            problem, source_codes=s_blocks, target_codes=t_blocks, group_names=names, epsilon=eps
+        )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                P = aligner(sub, **method_kwargs).coupling
+            scores.append(
+                projection_auc(_projection(P, y), y, s_hidden, t_hidden, s_blocks, t_blocks)
+            )
+            masses.append(hidden_mass(P, s_hidden, t_hidden, s_blocks, t_blocks))
+        except (FloatingPointError, ValueError, RuntimeError):
+            scores.append(float("nan"))
+            masses.append(float("nan"))
+    auc = np.asarray(scores, dtype=float)
+    mass = np.asarray(masses, dtype=float)
+    beats = np.isfinite(mass) & (mass > tol)
+    fallback = not bool(beats.any())
+    if fallback:
+        chosen = max(FALLBACK_EPSILON, max(candidates))
+    else:
+        chosen = choose_near_default(
+            [c for c, b in zip(candidates, beats) if b], mass[beats], float(default), tol
+        )
+    info = {
+        "mode": "auto",
+        "candidates": np.asarray(candidates),
+        "scores": mass,
+        "projection_auc": auc,
+        "label_only_score": 0.0,
+        "label_only_projection_auc": float(baseline),
+        "chosen": float(chosen),
+        "fallback": fallback,
+        "criterion": "held-out merged group pairs, scaled same-group mass",
+        "n_blocks": len(names),
+        "cells_per_group_fraction": min(1.0, fraction),
+        "seconds": time.perf_counter() - start,
+    }
+    return float(chosen), info
