@@ -57,6 +57,13 @@ class GrooveDataModule(LightningDataModule):
     seed
         Seed of the split and of the sampler.
 
+    Notes
+    -----
+    Under Lightning DDP the loaders' samplers share the batches out across the processes
+    themselves (see :class:`GroupBalancedSampler`), so the Trainer must not wrap them in its own
+    distributed sampler: pass ``use_distributed_sampler=False`` (``GROOVE.train`` does). Every
+    process uses rank 0's seed, so the split and the batches agree across processes.
+
     Examples
     --------
     >>> dm = GrooveDataModule(manager, keys, codes, 16, 8)  # doctest: +SKIP
@@ -109,6 +116,13 @@ class GrooveDataModule(LightningDataModule):
         self.n_val = int(sum(len(v) for v in self.val_idx.values()))
 
     def setup(self, stage: str | None = None) -> None:
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1:
+            # the split and the sampler's batches must agree across processes
+            seed = int(trainer.strategy.broadcast(self.seed, src=0))
+            if seed != self.seed:
+                self.seed = seed
+                self._split()
         self.dataset = MultiModalDataset(self.adata_manager, self.keys)
 
     def _loader(self, idx: dict[str, np.ndarray], fixed: bool) -> DataLoader:

@@ -5,7 +5,36 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import torch.distributed as dist
 from torch.utils.data import Sampler
+
+
+def replica_context(num_replicas: int | None = None, rank: int | None = None) -> tuple[int, int]:
+    """Number of processes and this process's rank, from :mod:`torch.distributed` by default.
+
+    Values given explicitly win; missing ones come from the initialised default process group
+    (Lightning DDP sets it up before it asks for dataloaders), else ``(1, 0)``.
+
+    Examples
+    --------
+    >>> replica_context()
+    (1, 0)
+    >>> replica_context(num_replicas=4, rank=2)
+    (4, 2)
+
+    """
+    if num_replicas is None or rank is None:
+        initialised = dist.is_available() and dist.is_initialized()
+        if num_replicas is None:
+            num_replicas = dist.get_world_size() if initialised else 1
+        if rank is None:
+            rank = dist.get_rank() if initialised else 0
+    num_replicas, rank = int(num_replicas), int(rank)
+    if num_replicas < 1:
+        raise ValueError(f"num_replicas must be >= 1, got {num_replicas}.")
+    if not 0 <= rank < num_replicas:
+        raise ValueError(f"rank must be in [0, num_replicas={num_replicas}), got {rank}.")
+    return num_replicas, rank
 
 
 class _GroupCursor:
@@ -43,6 +72,13 @@ class GroupBalancedSampler(Sampler):
     plus a share of the cells that cannot take part in the contrastive term (unlabeled cells and
     cells of groups absent from another modality), dealt out so that each is seen once per epoch.
 
+    Under distributed training (Lightning DDP) every process builds the same epoch of batches
+    from the same seed and keeps every ``num_replicas``-th one, starting at its ``rank``: the
+    processes see different batches, each batch still holds the same groups in every modality,
+    and one epoch is one pass over the data split across the processes. The epoch's batch count
+    is rounded up to a multiple of ``num_replicas`` so that every process takes the same number
+    of steps. With one process the batches are exactly those of a non-distributed run.
+
     Parameters
     ----------
     codes
@@ -52,9 +88,14 @@ class GroupBalancedSampler(Sampler):
     groups_per_batch, cells_per_group
         Batch composition.
     n_batches
-        Batches per epoch; default: enough for one pass over the largest modality.
+        Batches per epoch over all processes; default: enough for one pass over the largest
+        modality. Rounded up to a multiple of ``num_replicas``.
     seed
-        Seed; with ``fixed=True`` every epoch yields the same batches (validation).
+        Seed; with ``fixed=True`` every epoch yields the same batches (validation). Must be the
+        same in every process.
+    num_replicas, rank
+        Number of processes and this process's rank; default: those of the initialised
+        :mod:`torch.distributed` process group, else one process.
 
     Examples
     --------
@@ -63,6 +104,11 @@ class GroupBalancedSampler(Sampler):
     >>> batch = next(iter(s))
     >>> sorted(batch)
     ['a', 'b']
+    >>> halves = [GroupBalancedSampler({"a": np.repeat([0, 1], 8), "b": np.repeat([0, 1], 8)},
+    ...                                {"a": np.arange(16), "b": np.arange(16)}, 1, 2,
+    ...                                num_replicas=2, rank=r) for r in (0, 1)]
+    >>> [len(h) for h in halves]
+    [4, 4]
 
     """
 
@@ -75,6 +121,8 @@ class GroupBalancedSampler(Sampler):
         n_batches: int | None = None,
         seed: int = 0,
         fixed: bool = False,
+        num_replicas: int | None = None,
+        rank: int | None = None,
     ):
         self.mods = list(codes)
         self.codes = {m: np.asarray(codes[m], dtype=np.int64) for m in self.mods}
@@ -95,10 +143,20 @@ class GroupBalancedSampler(Sampler):
         if n_batches is None:
             biggest = max(len(c) for c in self.codes.values())
             n_batches = max(1, int(np.ceil(biggest / max(per_batch, 1))))
-        self.n_batches = int(n_batches)
+        self.num_replicas, self.rank = replica_context(num_replicas, rank)
+        # batches of one epoch over all processes (the same count for each process)
+        self.n_batches = self.num_replicas * int(np.ceil(int(n_batches) / self.num_replicas))
 
     def __len__(self) -> int:
-        return self.n_batches
+        return self.n_batches // self.num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch whose batches the next iteration yields (Lightning calls this).
+
+        Every process must draw the same epoch for the processes' batches to be disjoint.
+        Without calls, each iteration moves on to the next epoch.
+        """
+        self._epoch = int(epoch)
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         rng = np.random.default_rng(self.seed if self.fixed else self.seed + 7919 * self._epoch)
@@ -123,4 +181,5 @@ class GroupBalancedSampler(Sampler):
                 if n_sh:
                     parts.insert(0, cursors[m].take(groups, self.cells_per_group))
                 batch[m] = np.concatenate(parts)
-            yield batch
+            if i % self.num_replicas == self.rank:
+                yield batch

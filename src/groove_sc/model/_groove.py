@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -13,7 +14,7 @@ from mudata import MuData
 from scvi.data import AnnDataManager, AnnDataManagerValidationCheck
 from scvi.data.fields import MuDataCategoricalObsField, MuDataLayerField
 from scvi.model.base import BaseModelClass
-from scvi.train import TrainingPlan, TrainRunner
+from scvi.train import TrainRunner
 
 from .._mudata import check_disjoint_obs_names, check_modalities
 from ..data import GrooveDataModule, MuDataGroupLabelsField, encode_labels
@@ -21,6 +22,12 @@ from ..module import GROOVEVAE
 from ..module._vae import batch_key as _bkey
 from ..module._vae import labels_key as _lkey
 from ..module._vae import x_key as _xkey
+from ._training import (
+    GrooveTrainingPlan,
+    RankZeroEarlyStopping,
+    check_devices_and_strategy,
+    is_ddp,
+)
 from ._validation import check_matrix, get_matrix, resolve_likelihoods, shared_categories
 
 logger = logging.getLogger(__name__)
@@ -345,6 +352,18 @@ class GROOVE(BaseModelClass):
     ) -> None:
         """Train with group-balanced minibatches through scvi-tools' TrainRunner (Lightning).
 
+        Several GPUs or nodes: pass a Lightning DDP ``strategy`` (in a script
+        ``"ddp_find_unused_parameters_true"``, in a notebook
+        ``"ddp_notebook_find_unused_parameters_true"``) with ``devices`` and, for several
+        nodes, ``num_nodes``. Each process then takes its own share of every epoch's
+        group-balanced batches (one epoch = one pass split across the processes, so each of
+        ``n`` processes takes about ``1/n`` of the optimizer steps), logged metrics are averaged
+        over the processes, and early stopping works. Combinations that cannot work (more
+        ``devices`` than CPU cores or visible GPUs, a notebook DDP strategy in a script or a
+        script one in a notebook, ``use_distributed_sampler=True``) raise a ``ValueError``
+        before training starts. See the "Training on several GPUs or nodes" page of the
+        documentation.
+
         Parameters
         ----------
         max_epochs
@@ -353,7 +372,8 @@ class GROOVE(BaseModelClass):
         lr
             Adam learning rate.
         accelerator, devices
-            Lightning device selection; ``"auto"`` uses a GPU when present.
+            Lightning device selection; ``"auto"`` uses a GPU when present. ``devices`` may not
+            exceed the CPU cores (``accelerator="cpu"``) or the visible GPUs.
         train_size, validation_size
             Per-modality split fractions.
         batch_size
@@ -364,7 +384,8 @@ class GROOVE(BaseModelClass):
             Default ``cells_per_group = 8`` (more when there are few groups) and
             ``groups_per_batch = batch_size // cells_per_group``, at most the number of groups.
         early_stopping, early_stopping_monitor, early_stopping_patience
-            Early stopping on a validation metric (total loss by default).
+            Early stopping on a validation metric (total loss by default). Also under DDP,
+            where the metric is averaged over the processes and all of them stop together.
         check_val_every_n_epoch
             Validation frequency (1 when early stopping is on).
         n_epochs_kl_warmup
@@ -374,14 +395,27 @@ class GROOVE(BaseModelClass):
         plan_kwargs
             Passed to :class:`scvi.train.TrainingPlan` (``weight_decay``, ``max_kl_weight``...).
         **trainer_kwargs
-            Passed to :class:`scvi.train.Trainer`.
+            Passed to :class:`scvi.train.Trainer` (``strategy``, ``num_nodes``...).
 
         Examples
         --------
         >>> model.train(max_epochs=50, groups_per_batch=16, cells_per_group=8)  # doctest: +SKIP
         >>> model.history["contrastive_train"].tail()  # doctest: +SKIP
 
+        Two processes on two GPUs, from a script:
+
+        >>> model.train(accelerator="gpu", devices=2,
+        ...             strategy="ddp_find_unused_parameters_true")  # doctest: +SKIP
+
         """
+        strategy = trainer_kwargs.get("strategy")
+        check_devices_and_strategy(accelerator, devices, strategy)
+        if trainer_kwargs.pop("use_distributed_sampler", False):
+            raise ValueError(
+                "use_distributed_sampler=True is not supported: GROOVE's group-balanced sampler "
+                "already shares the batches out across DDP processes. Leave it unset."
+            )
+        ddp = is_ddp(strategy)
         mods = self.modalities
         codes = {m: self._codes(m) for m in mods}
         n_cells = sum(len(c) for c in codes.values())
@@ -411,28 +445,45 @@ class GROOVE(BaseModelClass):
         )
         plan_kwargs = dict(plan_kwargs or {})
         plan_kwargs.setdefault("n_epochs_kl_warmup", n_epochs_kl_warmup or max(1, max_epochs // 4))
-        plan = TrainingPlan(self.module, lr=lr, **plan_kwargs)
+        plan = GrooveTrainingPlan(self.module, lr=lr, **plan_kwargs)
         if early_stopping:
             if datamodule.n_val == 0:
                 raise ValueError("early_stopping needs a validation split (train_size < 1).")
             check_val_every_n_epoch = check_val_every_n_epoch or 1
-            trainer_kwargs.update(
-                early_stopping=True,
-                early_stopping_monitor=early_stopping_monitor,
-                early_stopping_patience=early_stopping_patience,
-            )
+            if ddp:
+                # scvi-tools' Trainer turns early stopping off under DDP; Lightning's works there
+                trainer_kwargs["callbacks"] = list(trainer_kwargs.get("callbacks") or []) + [
+                    RankZeroEarlyStopping(
+                        monitor=early_stopping_monitor,
+                        patience=early_stopping_patience,
+                        min_delta=0.0,
+                        mode="min",
+                        warmup_epochs=0,
+                    )
+                ]
+            else:
+                trainer_kwargs.update(
+                    early_stopping=True,
+                    early_stopping_monitor=early_stopping_monitor,
+                    early_stopping_patience=early_stopping_patience,
+                )
         if check_val_every_n_epoch is not None:
             trainer_kwargs["check_val_every_n_epoch"] = check_val_every_n_epoch
         trainer_kwargs.setdefault("enable_checkpointing", False)
-        runner = TrainRunner(
-            self,
-            training_plan=plan,
-            data_splitter=datamodule,
-            max_epochs=max_epochs,
-            accelerator=accelerator,
-            devices=devices,
-            **trainer_kwargs,
-        )
+        # the group-balanced sampler shares batches out across DDP processes itself
+        trainer_kwargs["use_distributed_sampler"] = False
+        with warnings.catch_warnings():
+            # scvi-tools warns under any DDP strategy even when early stopping is on (see above)
+            warnings.filterwarnings("ignore", "early_stopping was automatically disabled")
+            runner = TrainRunner(
+                self,
+                training_plan=plan,
+                data_splitter=datamodule,
+                max_epochs=max_epochs,
+                accelerator=accelerator,
+                devices=devices,
+                **trainer_kwargs,
+            )
         self._batch_composition = {
             "groups_per_batch": int(groups_per_batch),
             "cells_per_group": int(cells_per_group),

@@ -1,0 +1,190 @@
+"""Training helpers for GROOVE: a DDP-safe training plan and device/strategy checks."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+from lightning.pytorch.strategies import DDPStrategy, Strategy
+from scvi.module.base import LossOutput
+from scvi.train import LoudEarlyStopping, TrainingPlan
+
+# strategies whose processes are forked from the running interpreter (the notebook-safe ones)
+_FORK_STRATEGIES = ("ddp_notebook", "ddp_fork")
+_SCRIPT_DDP = "ddp_find_unused_parameters_true"
+_NOTEBOOK_DDP = "ddp_notebook_find_unused_parameters_true"
+
+
+class GrooveTrainingPlan(TrainingPlan):
+    """scvi-tools' :class:`~scvi.train.TrainingPlan`, with metric logging that is safe under DDP.
+
+    scvi-tools logs a module's ``extra_metrics`` inside ``torch.inference_mode()``, so Lightning
+    creates its running sums for them as inference tensors; under DDP, ``sync_dist`` then reduces
+    those sums in place at the end of the training epoch (outside inference mode), which torch
+    refuses. Here the metrics are logged under ``torch.no_grad()`` instead, with ``sync_dist``
+    under any DDP strategy, so every process reports the mean over all processes.
+
+    Examples
+    --------
+    >>> plan = GrooveTrainingPlan(model.module, lr=1e-3)  # doctest: +SKIP
+
+    """
+
+    @torch.no_grad()
+    def compute_and_log_metrics(self, loss_output: LossOutput, metrics: dict, mode: str) -> None:
+        """Update the ELBO metric and log it with every extra metric of the module."""
+        n_obs = loss_output.n_obs_minibatch
+        metrics[f"elbo_{mode}"].update(
+            reconstruction_loss=loss_output.reconstruction_loss_sum,
+            kl_local=loss_output.kl_local_sum,
+            kl_global=loss_output.kl_global_sum,
+            n_obs_minibatch=n_obs,
+        )
+        kwargs = dict(
+            on_step=self.on_step,
+            on_epoch=self.on_epoch,
+            batch_size=n_obs,
+            sync_dist=self.use_sync_dist,
+        )
+        self.log_dict(metrics, **kwargs)
+        for key, value in (loss_output.extra_metrics or {}).items():
+            if isinstance(value, torch.Tensor):
+                if value.dim() != 0:  # only scalars are logged (as in scvi-tools)
+                    continue
+                value = value.detach()
+            self.log(f"{key}_{mode}", value, **kwargs)
+
+
+def is_ddp(strategy: str | Strategy | None) -> bool:
+    """Whether a Lightning ``strategy`` is data-parallel (any ``"ddp..."`` name or instance).
+
+    Examples
+    --------
+    >>> is_ddp("ddp_find_unused_parameters_true"), is_ddp("auto")
+    (True, False)
+
+    """
+    if isinstance(strategy, str):
+        return "ddp" in strategy
+    return isinstance(strategy, DDPStrategy)
+
+
+def in_notebook() -> bool:
+    """Whether Python runs interactively (a notebook or a REPL), as Lightning decides it."""
+    return hasattr(sys, "ps1") or bool(sys.flags.interactive)
+
+
+def _requested_devices(devices) -> list[int] | int | None:
+    """Device indices (list), a device count (int) or ``None`` (``"auto"``/``-1``: all)."""
+    if isinstance(devices, str):
+        text = devices.strip()
+        if text in ("auto", "-1", ""):
+            return None
+        if "," in text:
+            return [int(i) for i in text.split(",") if i.strip()]
+        return int(text) if text.lstrip("-").isdigit() else None
+    if isinstance(devices, (list, tuple)):
+        return [int(i) for i in devices]
+    if isinstance(devices, int) and devices != -1:
+        return devices
+    return None
+
+
+def check_devices_and_strategy(accelerator: str, devices, strategy: str | Strategy | None) -> None:
+    """Refuse ``devices``/``strategy`` combinations that cannot work, before Lightning starts.
+
+    Parameters
+    ----------
+    accelerator
+        Lightning accelerator (``"auto"``, ``"cpu"``, ``"gpu"``/``"cuda"``; others not checked).
+    devices
+        Lightning ``devices`` (a count, a list or comma-separated string of indices, ``-1`` or
+        ``"auto"``).
+    strategy
+        Lightning ``strategy`` name or instance (``None`` = ``"auto"``).
+
+    Raises
+    ------
+    ValueError
+        More CPU processes than cores or more GPUs than visible, a notebook-only DDP strategy
+        outside a notebook, or a script-only DDP strategy inside one.
+
+    Examples
+    --------
+    >>> check_devices_and_strategy("cpu", 1, "auto")
+    >>> check_devices_and_strategy("cpu", 10_000, "ddp")  # doctest: +SKIP
+    Traceback (most recent call last):
+    ValueError: devices=10000 asks for 10000 CPU processes ...
+
+    """
+    name = strategy if isinstance(strategy, str) else None
+    if name is not None and "ddp" in name:
+        forked = name.startswith(_FORK_STRATEGIES)
+        if name.startswith("ddp_notebook") and not in_notebook():
+            raise ValueError(
+                f"strategy={name!r} is meant for Jupyter notebooks, but Python is not running "
+                f"interactively. In a script, use strategy={_SCRIPT_DDP!r}."
+            )
+        if not forked and in_notebook():
+            raise ValueError(
+                f"strategy={name!r} starts its processes by re-running a script, which a notebook "
+                f"cannot do. In a notebook, use strategy={_NOTEBOOK_DDP!r}, or run the training "
+                "as a script."
+            )
+    acc = str(accelerator).lower() if isinstance(accelerator, str) else None
+    if acc == "auto":
+        if torch.cuda.is_available():
+            acc = "gpu"
+        elif torch.backends.mps.is_available():
+            acc = None
+        else:
+            acc = "cpu"
+    wanted = _requested_devices(devices)
+    if wanted is None:
+        return
+    if acc == "cpu" and isinstance(wanted, int):
+        n_cores = os.cpu_count() or 1
+        if wanted > n_cores:
+            raise ValueError(
+                f"devices={devices!r} asks for {wanted} CPU processes but this machine has "
+                f"{n_cores} CPU cores. Use devices <= {n_cores} with accelerator='cpu', or "
+                "accelerator='gpu' on a machine with GPUs."
+            )
+    elif acc in ("gpu", "cuda"):
+        n_gpus = torch.cuda.device_count()
+        too_many = (
+            wanted > n_gpus
+            if isinstance(wanted, int)
+            else any(i < 0 or i >= n_gpus for i in wanted)
+        )
+        if too_many:
+            have = f"only {n_gpus} GPU(s) are visible" if n_gpus else "no GPU is visible"
+            fix = (
+                f"use devices <= {n_gpus}, device indices below {n_gpus} or devices=-1 (all)"
+                if n_gpus
+                else "use accelerator='cpu' (or 'auto')"
+            )
+            raise ValueError(
+                f"devices={devices!r} with accelerator={accelerator!r}, but {have} "
+                f"(torch.cuda.device_count() = {n_gpus}); {fix}."
+            )
+
+
+class RankZeroEarlyStopping(LoudEarlyStopping):
+    """scvi-tools' early stopping, for DDP: the reason for stopping is printed by rank 0 only.
+
+    Lightning's early stopping works under DDP: the monitored validation metric is logged with
+    ``sync_dist`` (the same value in every process) and the decision to stop is reduced across
+    the processes, so they all stop after the same epoch.
+
+    Examples
+    --------
+    >>> cb = RankZeroEarlyStopping(monitor="validation_loss", patience=20, warmup_epochs=0)
+
+    """
+
+    def teardown(self, trainer, pl_module, stage: str | None = None) -> None:
+        """Print the reason for stopping, from rank 0."""
+        if trainer.is_global_zero:
+            super().teardown(trainer, pl_module, stage)
