@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("benchmark", help="learner x aligner grid from a YAML config")
     b.add_argument("--config", required=True, help="YAML file (see docs)")
     b.add_argument("--out", required=True, help="results CSV (appended, resumable)")
+    b.add_argument("--dataset", default=None, help="data file replacing the config's dataset path")
     args = parser.parse_args(argv)
     if args.command == "quickstart":
         quickstart(
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .benchmark import run_config
 
-    run_config(args.config, args.out)
+    run_config(args.config, args.out, dataset=args.dataset)
     return 0
 
 

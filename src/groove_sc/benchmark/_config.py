@@ -6,7 +6,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ._sweep import run_sweep, run_units
 
@@ -16,7 +18,7 @@ CONFIG_KEYS = {
     "aligners": "list of aligner names (groove_sc.tl.ALIGNERS)",
     "seeds": "list of seeds (default [0, 1, 2])",
     "simulation": "simulate(paired=True) sweep: shared_fractions + other simulate arguments",
-    "dataset": "alternative to simulation: {path: file.h5mu}",
+    "dataset": "alternative to simulation: {path: file.h5mu, clr: {mod: layer}, pca: {...}}",
     "learner_kwargs": "per learner keyword arguments",
     "aligner_kwargs": "per aligner keyword arguments of tl.align",
     "tuning": "default | truth_free | oracle, or a list of them",
@@ -83,6 +85,42 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return cfg
 
 
+def _cell_clr(counts: Any) -> np.ndarray:
+    """``log1p(counts)`` minus each cell's mean (the CLR of the dev data's scoring convention)."""
+    x = np.log1p(counts.toarray() if sp.issparse(counts) else np.asarray(counts, dtype=float))
+    return (x - x.mean(axis=1, keepdims=True)).astype(np.float32)
+
+
+def prepare_dataset(mdata: Any, spec: dict[str, Any]) -> Any:
+    """Apply a config's ``dataset`` preprocessing to a MuData, in place.
+
+    ``clr: {modality: layer}`` writes ``layers[layer]`` = ``log1p(counts)`` minus each cell's
+    mean, from ``layers["counts"]`` (or ``.X``). ``pca: {modality: {layer, n_comps, key}}``
+    writes ``obsm[key]``, a PCA of that layer (a learner-independent target representation
+    for ``target_rep``). Nothing else is changed.
+
+    Examples
+    --------
+    >>> prepare_dataset(mdata, {"clr": {"adt": "clr"},
+    ...     "pca": {"adt": {"layer": "clr", "n_comps": 30, "key": "X_clr_pca"}}})  # doctest: +SKIP
+
+    """
+    from sklearn.decomposition import PCA
+
+    for mod, layer in (spec.get("clr") or {}).items():
+        adata = mdata.mod[mod]
+        counts = adata.layers["counts"] if "counts" in adata.layers else adata.X
+        adata.layers[str(layer)] = _cell_clr(counts)
+    for mod, opts in (spec.get("pca") or {}).items():
+        adata = mdata.mod[mod]
+        layer = opts.get("layer")
+        x = adata.layers[layer] if layer else adata.X
+        x = x.toarray() if sp.issparse(x) else np.asarray(x)
+        n_comps = int(opts.get("n_comps", 30))
+        adata.obsm[str(opts.get("key", "X_pca"))] = PCA(n_comps, random_state=0).fit_transform(x)
+    return mdata
+
+
 def write_figures(
     results: pd.DataFrame, folder: str | Path, metric: str, tuning: str | None = None
 ) -> list[Path]:
@@ -130,13 +168,16 @@ def write_figures(
     return paths
 
 
-def run_config(config_path: str | Path, out_csv: str | Path) -> pd.DataFrame:
+def run_config(
+    config_path: str | Path, out_csv: str | Path, dataset: str | Path | None = None
+) -> pd.DataFrame:
     """Run the benchmark a YAML file describes; results appended to ``out_csv`` (resumable).
 
     The file names the learners, aligners and seeds, and either a ``simulation`` sweep (its
     ``shared_fractions`` plus any other argument of :func:`groove_sc.datasets.simulate`;
     ``paired=True`` is implied) or a ``dataset`` (``{path: file.h5mu}`` with the truth column;
-    a relative path is looked up from the working directory, then from the config's folder).
+    a relative path is looked up from the working directory, then from the config's folder;
+    ``clr`` and ``pca`` entries prepare it, see :func:`prepare_dataset`).
     Optional keys: ``learner_kwargs``, ``aligner_kwargs``, ``tuning``, ``source``, ``target``,
     ``groupby``, ``truth_key``, ``label_key``, ``epsilon_factors``, ``cv_folds``, ``tuning_tol``,
     ``oracle_metric``, ``target_rep``, ``tune_aligners``, ``tuning_criterion``, ``threads``,
@@ -162,6 +203,9 @@ def run_config(config_path: str | Path, out_csv: str | Path) -> pd.DataFrame:
         The YAML file.
     out_csv
         Results CSV; rows already there are kept and not recomputed.
+    dataset
+        Path of the dataset file, replacing the config's ``dataset.path`` (data files are not
+        part of the package: configs name a default, the command line gives the real place).
 
     Returns
     -------
@@ -199,15 +243,20 @@ def run_config(config_path: str | Path, out_csv: str | Path) -> pd.DataFrame:
     else:
         import mudata
 
-        spec = cfg["dataset"]
-        path = Path(spec["path"] if isinstance(spec, dict) else spec)
-        if not path.is_absolute() and not path.exists():
+        spec = cfg["dataset"] if isinstance(cfg["dataset"], dict) else {"path": cfg["dataset"]}
+        path = Path(dataset if dataset is not None else spec["path"])
+        if not path.is_absolute() and not path.exists() and dataset is None:
             path = Path(config_path).parent / path  # relative to the config file
+        if not path.exists():
+            raise FileNotFoundError(
+                f"Dataset '{path}' of benchmark config '{config_path}' does not exist; pass its "
+                "place with --dataset PATH (groove-sc benchmark) or dataset= (run_config)."
+            )
         cache: dict[str, Any] = {}
 
         def load(dataset: str, fraction: float | None, seed: int):
             if "mdata" not in cache:
-                cache["mdata"] = mudata.read_h5mu(path)
+                cache["mdata"] = prepare_dataset(mudata.read_h5mu(path), spec)
             return cache["mdata"]
 
         units = [(path.stem, None, s) for s in seeds]

@@ -67,6 +67,10 @@ class GROOVE(BaseModelClass):
         GroupCLIP aligns groups; this term aligns the cells inside each group.
     gamma
         Weight of the within-group term.
+    pseudo_label_threshold
+        Unlabeled cells take part in the contrastive and within-group terms with the group of
+        the nearest prototype of the other modalities when its softmax confidence reaches this
+        value (see :func:`groove_sc.module.pseudo_labels`); ``None``: reconstruction only.
     **module_kwargs
         Passed to :class:`groove_sc.module.GROOVEVAE` (``use_batch_norm``, ``use_layer_norm``,
         ``within_epsilon``).
@@ -103,6 +107,7 @@ class GROOVE(BaseModelClass):
         similarity: Literal["cosine", "neg_sqeuclidean"] = "cosine",
         within_group: Literal["sinkhorn", "mmd", "ot_clip"] | None = None,
         gamma: float = 1.0,
+        pseudo_label_threshold: float | None = None,
         **module_kwargs,
     ):
         super().__init__(mdata)
@@ -137,6 +142,7 @@ class GROOVE(BaseModelClass):
             beta=beta,
             within_group=within_group,
             gamma=gamma,
+            pseudo_label_threshold=pseudo_label_threshold,
             **module_kwargs,
         )
         self._model_summary_string = (

@@ -14,6 +14,7 @@ from torch.distributions import Normal, kl_divergence
 
 from ._contrastive import CONTRASTIVE
 from ._likelihoods import get_likelihood
+from ._pseudo import pseudo_labels
 from ._within import DEFAULT_WITHIN_EPSILON, within_group_objective
 
 
@@ -94,6 +95,10 @@ class GROOVEVAE(BaseModuleClass):
         Weight of the within-group term.
     within_epsilon
         Its entropic regularisation, relative to the mean same-group squared distance.
+    pseudo_label_threshold
+        When set, unlabeled cells of a batch whose nearest group prototype of the other
+        modalities has a softmax confidence of at least this value take that group in the
+        contrastive and within-group terms (see :func:`groove_sc.module.pseudo_labels`).
 
     Examples
     --------
@@ -124,6 +129,7 @@ class GROOVEVAE(BaseModuleClass):
         within_group: str | None = None,
         gamma: float = 1.0,
         within_epsilon: float = DEFAULT_WITHIN_EPSILON,
+        pseudo_label_threshold: float | None = None,
     ):
         super().__init__()
         self.modalities: Sequence[str] = list(n_input)
@@ -147,6 +153,7 @@ class GROOVEVAE(BaseModuleClass):
         self.within_group = within_group
         self.gamma = gamma
         self.within_epsilon = within_epsilon
+        self.pseudo_label_threshold = pseudo_label_threshold
         self.encoders = nn.ModuleDict()
         self.decoders = nn.ModuleDict()
         for m in self.modalities:
@@ -264,10 +271,25 @@ class GROOVEVAE(BaseModuleClass):
             losses.append(-px.log_prob(x_a).sum(-1).mean())
         return torch.stack(losses).sum()
 
-    def contrastive_loss(self, tensors, inference_outputs) -> torch.Tensor:
-        """The configured contrastive objective on latent means."""
+    def batch_labels(self, tensors, inference_outputs) -> dict[str, torch.Tensor]:
+        """Group labels of the batch's cells, with pseudo-labels when configured."""
         qz = inference_outputs["qz"]
         labels = {m: tensors[labels_key(m)].reshape(-1).long() for m in qz}
+        if self.pseudo_label_threshold is None or len(qz) < 2:
+            return labels
+        return pseudo_labels(
+            {m: q.loc for m, q in qz.items()},
+            labels,
+            self.pseudo_label_threshold,
+            temperature=self.temperature,
+            similarity=self.similarity,
+        )
+
+    def contrastive_loss(self, tensors, inference_outputs, labels=None) -> torch.Tensor:
+        """The configured contrastive objective on latent means."""
+        qz = inference_outputs["qz"]
+        if labels is None:
+            labels = self.batch_labels(tensors, inference_outputs)
         fn = CONTRASTIVE[self.contrastive]
         return fn(
             {m: q.loc for m, q in qz.items()},
@@ -277,12 +299,14 @@ class GROOVEVAE(BaseModuleClass):
             similarity=self.similarity,
         )
 
-    def within_group_loss(self, tensors, inference_outputs) -> torch.Tensor:
+    def within_group_loss(self, tensors, inference_outputs, labels=None) -> torch.Tensor:
         """The configured within-group cross-modal term on latent means."""
         qz = inference_outputs["qz"]
+        if labels is None:
+            labels = self.batch_labels(tensors, inference_outputs)
         return within_group_objective(
             {m: q.loc for m, q in qz.items()},
-            {m: tensors[labels_key(m)].reshape(-1).long() for m in qz},
+            labels,
             kind=self.within_group,
             epsilon=self.within_epsilon,
             temperature=self.temperature,
@@ -309,13 +333,14 @@ class GROOVEVAE(BaseModuleClass):
         if self.backtranslation and self.alpha > 0 and len(qz) > 1:
             bt = self.backtranslation_loss(tensors, inference_outputs)
             total = total + self.alpha * bt
+        labels = self.batch_labels(tensors, inference_outputs)
         cl = ref.new_zeros(())
         if self.contrastive is not None and self.beta > 0 and len(qz) > 1:
-            cl = self.contrastive_loss(tensors, inference_outputs)
+            cl = self.contrastive_loss(tensors, inference_outputs, labels)
             total = total + self.beta * cl
         wg = ref.new_zeros(())
         if self.within_group is not None and self.gamma > 0 and len(qz) > 1:
-            wg = self.within_group_loss(tensors, inference_outputs)
+            wg = self.within_group_loss(tensors, inference_outputs, labels)
             total = total + self.gamma * wg
         extra["within_group"] = wg.detach()
         extra["backtranslation"] = bt.detach()
