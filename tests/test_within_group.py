@@ -129,3 +129,46 @@ def test_model_trains_with_within_group_term(toy):
     assert model.module.gamma == 2.0
     z = model.get_latent_representation(modality="rna")
     assert z.shape == (toy["rna"].n_obs, 4)
+
+
+def test_pseudo_labels_equal_prototype_softmax_by_hand():
+    from groove_sc.module import pseudo_labels
+
+    g = torch.Generator().manual_seed(5)
+    z = {"a": torch.randn(6, 3, generator=g), "b": torch.randn(7, 3, generator=g)}
+    lab = {"a": torch.tensor([-1, 0, -1, 1, -1, -1]), "b": torch.tensor([0, 0, 2, 2, -1, 2, 0])}
+    out = pseudo_labels(z, lab, threshold=0.6, temperature=0.5)
+    # by hand: prototypes of b's labeled groups, cosine softmax at tau 0.5
+    zb, lb = z["b"].numpy(), lab["b"].numpy()
+    groups = [0, 2]
+    proto = np.stack([zb[lb == k].mean(0) for k in groups])
+    za = z["a"].numpy()
+    cos = (za / np.linalg.norm(za, axis=1, keepdims=True)) @ (
+        proto / np.linalg.norm(proto, axis=1, keepdims=True)
+    ).T
+    p = np.exp(cos / 0.5) / np.exp(cos / 0.5).sum(1, keepdims=True)
+    expected = np.where(p.max(1) >= 0.6, np.array(groups)[p.argmax(1)], -1)
+    expected[[1, 3]] = [0, 1]  # labeled cells keep their label
+    assert out["a"].tolist() == expected.tolist()
+    # b's unlabeled cell is assigned from a's prototypes (groups 0 and 1)
+    assert out["b"][:4].tolist() == [0, 0, 2, 2] and out["b"][4].item() in (-1, 0, 1)
+    # threshold 1.0: only certain assignments (none here)
+    assert (pseudo_labels(z, lab, threshold=1.0)["a"] == lab["a"]).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"within_group": "wasserstein"}, "within_group must be one of"),
+        ({"within_group": "mmd", "gamma": -1.0}, "gamma must be >= 0"),
+        ({"pseudo_label_threshold": 0.0}, r"pseudo_label_threshold must be in \(0, 1\]"),
+        ({"pseudo_label_threshold": 1.5}, r"pseudo_label_threshold must be in \(0, 1\]"),
+    ],
+)
+def test_within_group_model_arguments_are_validated(toy, kwargs, match):
+    gs.model.GROOVE.setup_mudata(
+        toy, perturbation_key="perturbation", modalities=["rna", "prot"],
+        layers={"rna": "counts"}, likelihoods={"rna": "nb", "prot": "normal"},
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=match):
+        gs.model.GROOVE(toy, n_latent=4, **kwargs)

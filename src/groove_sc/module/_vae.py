@@ -15,7 +15,7 @@ from torch.distributions import Normal, kl_divergence
 from ._contrastive import CONTRASTIVE
 from ._likelihoods import get_likelihood
 from ._pseudo import pseudo_labels
-from ._within import DEFAULT_WITHIN_EPSILON, within_group_objective
+from ._within import DEFAULT_WITHIN_EPSILON, WITHIN_GROUP_TERMS, within_group_objective
 
 
 def x_key(mod: str) -> str:
@@ -136,6 +136,20 @@ class GROOVEVAE(BaseModuleClass):
         if contrastive is not None and contrastive not in CONTRASTIVE:
             raise ValueError(
                 f"contrastive must be one of {sorted(CONTRASTIVE)} or None, got {contrastive!r}."
+            )
+        if within_group is not None and within_group not in WITHIN_GROUP_TERMS:
+            raise ValueError(
+                f"within_group must be one of {sorted(WITHIN_GROUP_TERMS)} or None, got "
+                f"{within_group!r}."
+            )
+        if not gamma >= 0:
+            raise ValueError(
+                f"gamma must be >= 0 (weight of the within-group term), got {gamma!r}."
+            )
+        if pseudo_label_threshold is not None and not 0 < pseudo_label_threshold <= 1:
+            raise ValueError(
+                "pseudo_label_threshold must be in (0, 1] (a softmax confidence) or None, got "
+                f"{pseudo_label_threshold!r}."
             )
         n_batch = n_batch or {}
         library_log_means = library_log_means or {}

@@ -178,11 +178,12 @@ def _ot_clip(
     return 0.5 * (ce_ab + ce_ba), 1
 
 
-_TERMS: dict[str, Callable[..., tuple[torch.Tensor, int]]] = {
+WITHIN_GROUP_TERMS: dict[str, Callable[..., tuple[torch.Tensor, int]]] = {
     "sinkhorn": _sinkhorn_divergence,
     "mmd": _mmd,
     "ot_clip": _ot_clip,
 }
+"""Registry of the within-group terms (the model's ``within_group=`` option)."""
 
 
 def within_group_loss(
@@ -230,8 +231,10 @@ def within_group_loss(
     True
 
     """
-    if kind not in _TERMS:
-        raise ValueError(f"within_group must be one of {sorted(_TERMS)} or None, got {kind!r}.")
+    if kind not in WITHIN_GROUP_TERMS:
+        raise ValueError(
+            f"within_group must be one of {sorted(WITHIN_GROUP_TERMS)} or None, got {kind!r}."
+        )
     if not epsilon > 0:
         raise ValueError(f"epsilon must be > 0, got {epsilon!r}.")
     labels_a = labels_a.reshape(-1).to(z_a.device)
@@ -239,7 +242,7 @@ def within_group_loss(
     keep_a, keep_b = _shared_groups(labels_a, labels_b)
     if not bool(keep_a.any()):
         return (z_a.sum() + z_b.sum()) * 0.0
-    total, n_groups = _TERMS[kind](
+    total, n_groups = WITHIN_GROUP_TERMS[kind](
         z_a[keep_a],
         z_b[keep_b],
         labels_a[keep_a],
