@@ -2,8 +2,8 @@
 
 GroupCLIP pulls the cells of one group in modality a towards the cells of the same group in
 modality b, but says nothing about *which* cells inside the group correspond. The terms here act
-on the same-group blocks of a minibatch (one block per group present in both modalities) and
-are computed on one masked batch-sized matrix, so every group of the batch is handled by one
+on the same-group blocks of a minibatch (one block per group present in both modalities),
+padded into ``(groups, cells, cells)`` tensors, so every group of the batch is handled by one
 vectorised program:
 
 - ``"sinkhorn"``: a debiased Sinkhorn divergence per group on squared Euclidean latent
@@ -30,8 +30,7 @@ from itertools import combinations
 from typing import Literal
 
 import torch
-
-from ._clip import similarity_matrix
+import torch.nn.functional as F
 
 WithinGroup = Literal["sinkhorn", "mmd", "ot_clip"]
 
@@ -48,14 +47,23 @@ def _shared_groups(labels_a: torch.Tensor, labels_b: torch.Tensor):
     return keep_a, keep_b
 
 
-def _log_group_mass(labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Log mass of each cell: ``1 / size of its group`` (every group carries mass 1)."""
-    _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
-    return -torch.log(counts[inverse].to(dtype))
+def _pad_by_group(z: torch.Tensor, codes: torch.Tensor, n_groups: int):
+    """``(G, k_max, d)`` latents of each group (zero padding) and the ``(G, k_max)`` mask."""
+    order = torch.argsort(codes, stable=True)
+    counts = torch.bincount(codes, minlength=n_groups)
+    starts = torch.cumsum(counts, 0) - counts
+    sorted_codes = codes[order]
+    slot = torch.arange(len(codes), device=z.device) - starts[sorted_codes]
+    k_max = int(counts.max())
+    out = z.new_zeros(n_groups, k_max, z.shape[1])
+    out[sorted_codes, slot] = z[order]
+    mask = torch.zeros(n_groups, k_max, dtype=torch.bool, device=z.device)
+    mask[sorted_codes, slot] = True
+    return out, mask
 
 
 def sqdist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances between the rows of ``x`` and ``y``.
+    """Squared Euclidean distances between the rows of ``x`` and ``y`` (batched over leading dims).
 
     Examples
     --------
@@ -63,122 +71,118 @@ def sqdist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     torch.Size([2, 4])
 
     """
-    return (x[:, None, :] - y[None, :, :]).pow(2).sum(-1)
+    sq = (x * x).sum(-1)[..., :, None] + (y * y).sum(-1)[..., None, :]
+    return (sq - 2.0 * x @ y.transpose(-1, -2)).clamp_min(0.0)
 
 
 @torch.no_grad()
-def masked_sinkhorn_plan(
+def batched_sinkhorn_plan(
     cost: torch.Tensor,
-    mask: torch.Tensor,
-    log_a: torch.Tensor,
-    log_b: torch.Tensor,
+    mask_a: torch.Tensor,
+    mask_b: torch.Tensor,
     epsilon: float,
     n_iter: int = DEFAULT_WITHIN_ITER,
 ) -> torch.Tensor:
-    """Entropic OT plan restricted to ``mask`` (log-domain Sinkhorn, no gradient).
-
-    Masked-out pairs get zero mass, so a block-diagonal mask solves the blocks independently.
-    Every row and column needs at least one allowed pair, and the masses of the rows and
-    columns of each connected block must be equal.
+    """Entropic OT plans of independent padded blocks, uniform masses (log-domain, no gradient).
 
     Parameters
     ----------
     cost
-        ``(n, m)`` cost matrix.
-    mask
-        ``(n, m)`` allowed pairs.
-    log_a, log_b
-        Log masses of rows and columns.
+        ``(G, n, m)`` costs; padded rows/columns are ignored.
+    mask_a, mask_b
+        ``(G, n)`` and ``(G, m)`` real cells of each block (each block has at least one of each).
     epsilon
         Absolute entropic regularisation.
     n_iter
         Sinkhorn iterations.
 
+    Returns
+    -------
+    ``(G, n, m)`` plans, each of total mass 1, zero on padding.
+
     Examples
     --------
-    >>> C = torch.rand(3, 3)
-    >>> P = masked_sinkhorn_plan(C, torch.ones(3, 3, dtype=torch.bool),
-    ...                          torch.full((3,), -1.0986), torch.full((3,), -1.0986), 0.1)
-    >>> round(float(P.sum()), 3)
-    1.0
+    >>> P = batched_sinkhorn_plan(torch.rand(2, 3, 4), torch.ones(2, 3, dtype=torch.bool),
+    ...                           torch.ones(2, 4, dtype=torch.bool), 0.1)
+    >>> [round(float(v), 3) for v in P.sum((1, 2))]
+    [1.0, 1.0]
 
     """
     neg_inf = torch.finfo(cost.dtype).min
-    kernel = (-cost / epsilon).masked_fill(~mask, neg_inf)
+    pair = mask_a[:, :, None] & mask_b[:, None, :]
+    kernel = (-cost / epsilon).masked_fill(~pair, neg_inf)
+    log_a = -torch.log(mask_a.sum(1, keepdim=True).to(cost.dtype)).expand_as(mask_a)
+    log_b = -torch.log(mask_b.sum(1, keepdim=True).to(cost.dtype)).expand_as(mask_b)
+    log_a = log_a.masked_fill(~mask_a, neg_inf)
+    log_b = log_b.masked_fill(~mask_b, neg_inf)
     f = torch.zeros_like(log_a)
     g = torch.zeros_like(log_b)
     for _ in range(n_iter):
-        f = -torch.logsumexp(kernel + (g + log_b)[None, :], dim=1)
-        g = -torch.logsumexp(kernel + (f + log_a)[:, None], dim=0)
-    log_plan = kernel + (f + log_a)[:, None] + (g + log_b)[None, :]
-    return log_plan.exp().masked_fill(~mask, 0.0)
+        f = -torch.logsumexp(kernel + (g + log_b)[:, None, :], dim=2)
+        g = -torch.logsumexp(kernel + (f + log_a)[:, :, None], dim=1)
+    log_plan = kernel + (f + log_a)[:, :, None] + (g + log_b)[:, None, :]
+    return log_plan.exp().masked_fill(~pair, 0.0)
 
 
-def _scale(cost: torch.Tensor, mask: torch.Tensor) -> float:
-    vals = cost.detach()[mask]
+def _scale(cost: torch.Tensor, pair: torch.Tensor) -> float:
+    vals = cost.detach()[pair]
     scale = float(vals.mean()) if vals.numel() else 1.0
     return scale if scale > 0 else 1.0
 
 
-def _sinkhorn_divergence(
-    z_a, z_b, la, lb, *, epsilon: float, n_iter: int, **_
-) -> tuple[torch.Tensor, int]:
-    log_a, log_b = _log_group_mass(la, z_a.dtype), _log_group_mass(lb, z_b.dtype)
-    same_ab = la[:, None] == lb[None, :]
-    c_ab = sqdist(z_a, z_b)
-    eps = epsilon * _scale(c_ab, same_ab)
+def _pair(ma: torch.Tensor, mb: torch.Tensor) -> torch.Tensor:
+    return ma[:, :, None] & mb[:, None, :]
 
-    def transport(c, mask, lx, ly):
-        plan = masked_sinkhorn_plan(c.detach(), mask, lx, ly, eps, n_iter)
+
+def _sinkhorn_divergence(za, zb, ma, mb, *, epsilon: float, n_iter: int, **_) -> torch.Tensor:
+    c_ab = sqdist(za, zb)
+    eps = epsilon * _scale(c_ab, _pair(ma, mb))
+
+    def transport(c, mx, my):
+        plan = batched_sinkhorn_plan(c.detach(), mx, my, eps, n_iter)
         return (plan * c).sum()
 
-    cross = transport(c_ab, same_ab, log_a, log_b)
-    self_a = transport(sqdist(z_a, z_a), la[:, None] == la[None, :], log_a, log_a)
-    self_b = transport(sqdist(z_b, z_b), lb[:, None] == lb[None, :], log_b, log_b)
-    return cross - 0.5 * (self_a + self_b), int(torch.unique(la).numel())
+    cross = transport(c_ab, ma, mb)
+    self_a = transport(sqdist(za, za), ma, ma)
+    self_b = transport(sqdist(zb, zb), mb, mb)
+    return cross - 0.5 * (self_a + self_b)
 
 
-def _mmd(z_a, z_b, la, lb, **_) -> tuple[torch.Tensor, int]:
-    same_ab = la[:, None] == lb[None, :]
-    same_aa = la[:, None] == la[None, :]
-    same_bb = lb[:, None] == lb[None, :]
-    c_ab, c_aa, c_bb = sqdist(z_a, z_b), sqdist(z_a, z_a), sqdist(z_b, z_b)
-    vals = c_ab.detach()[same_ab]
+def _mmd(za, zb, ma, mb, **_) -> torch.Tensor:
+    c_ab, c_aa, c_bb = sqdist(za, zb), sqdist(za, za), sqdist(zb, zb)
+    vals = c_ab.detach()[_pair(ma, mb)]
     bandwidth = float(vals.median()) if vals.numel() else 1.0
     bandwidth = bandwidth if bandwidth > 0 else 1.0
-    wa, wb = _log_group_mass(la, z_a.dtype).exp(), _log_group_mass(lb, z_b.dtype).exp()
+    wa = ma / ma.sum(1, keepdim=True)
+    wb = mb / mb.sum(1, keepdim=True)
 
-    def mean_kernel(c, mask, wx, wy):
-        k = torch.exp(-c / bandwidth) * mask
-        return (wx[:, None] * k * wy[None, :]).sum()
+    def mean_kernel(c, wx, wy):
+        return (wx[:, :, None] * torch.exp(-c / bandwidth) * wy[:, None, :]).sum()
 
-    total = (
-        mean_kernel(c_aa, same_aa, wa, wa)
-        + mean_kernel(c_bb, same_bb, wb, wb)
-        - 2.0 * mean_kernel(c_ab, same_ab, wa, wb)
-    )
-    return total, int(torch.unique(la).numel())
+    return mean_kernel(c_aa, wa, wa) + mean_kernel(c_bb, wb, wb) - 2.0 * mean_kernel(c_ab, wa, wb)
 
 
 def _ot_clip(
-    z_a, z_b, la, lb, *, epsilon: float, n_iter: int, temperature, similarity, **_
-) -> tuple[torch.Tensor, int]:
-    log_a, log_b = _log_group_mass(la, z_a.dtype), _log_group_mass(lb, z_b.dtype)
-    same = la[:, None] == lb[None, :]
-    c_ab = sqdist(z_a.detach(), z_b.detach())
-    plan = masked_sinkhorn_plan(c_ab, same, log_a, log_b, epsilon * _scale(c_ab, same), n_iter)
-    logits = similarity_matrix(z_a, z_b, similarity) / temperature
-    neg_inf = torch.finfo(logits.dtype).min
-    masked = logits.masked_fill(~same, neg_inf)
-    rows = plan / plan.sum(1, keepdim=True).clamp_min(1e-30)
-    cols = plan / plan.sum(0, keepdim=True).clamp_min(1e-30)
-    ce_ab = -(rows * torch.log_softmax(masked, dim=1)).masked_fill(~same, 0.0).sum(1).mean()
-    ce_ba = -(cols * torch.log_softmax(masked, dim=0)).masked_fill(~same, 0.0).sum(0).mean()
-    # per-cell means of per-group terms; the group count is the number of blocks
-    return 0.5 * (ce_ab + ce_ba), 1
+    za, zb, ma, mb, *, epsilon: float, n_iter: int, temperature, similarity, **_
+) -> torch.Tensor:
+    pair = _pair(ma, mb)
+    c_ab = sqdist(za.detach(), zb.detach())
+    plan = batched_sinkhorn_plan(c_ab, ma, mb, epsilon * _scale(c_ab, pair), n_iter)
+    if similarity == "cosine":
+        logits = F.normalize(za, dim=-1) @ F.normalize(zb, dim=-1).transpose(1, 2)
+    else:
+        logits = -sqdist(za, zb)
+    logits = logits / temperature
+    masked = logits.masked_fill(~pair, torch.finfo(logits.dtype).min)
+    rows = plan / plan.sum(2, keepdim=True).clamp_min(1e-30)
+    cols = plan / plan.sum(1, keepdim=True).clamp_min(1e-30)
+    ce_ab = -(rows * torch.log_softmax(masked, dim=2)).masked_fill(~pair, 0.0).sum(2)[ma]
+    ce_ba = -(cols * torch.log_softmax(masked, dim=1)).masked_fill(~pair, 0.0).sum(1)[mb]
+    # a per-cell mean (not per group): returned times the number of groups
+    return 0.5 * (ce_ab.mean() + ce_ba.mean()) * za.shape[0]
 
 
-WITHIN_GROUP_TERMS: dict[str, Callable[..., tuple[torch.Tensor, int]]] = {
+WITHIN_GROUP_TERMS: dict[str, Callable[..., torch.Tensor]] = {
     "sinkhorn": _sinkhorn_divergence,
     "mmd": _mmd,
     "ot_clip": _ot_clip,
@@ -242,17 +246,15 @@ def within_group_loss(
     keep_a, keep_b = _shared_groups(labels_a, labels_b)
     if not bool(keep_a.any()):
         return (z_a.sum() + z_b.sum()) * 0.0
-    total, n_groups = WITHIN_GROUP_TERMS[kind](
-        z_a[keep_a],
-        z_b[keep_b],
-        labels_a[keep_a],
-        labels_b[keep_b],
-        epsilon=epsilon,
-        n_iter=n_iter,
-        temperature=temperature,
+    la, lb = labels_a[keep_a], labels_b[keep_b]
+    groups, codes = torch.unique(torch.cat([la, lb]), return_inverse=True)
+    za, ma = _pad_by_group(z_a[keep_a], codes[: len(la)], len(groups))
+    zb, mb = _pad_by_group(z_b[keep_b], codes[len(la) :], len(groups))
+    total = WITHIN_GROUP_TERMS[kind](
+        za, zb, ma, mb, epsilon=epsilon, n_iter=n_iter, temperature=temperature,
         similarity=similarity,
-    )
-    return total / max(n_groups, 1)
+    )  # fmt: skip
+    return total / len(groups)
 
 
 def within_group_objective(
