@@ -9,13 +9,14 @@ Examples
 --------
 >>> import groove_sc as gs
 >>> sorted(gs.benchmark.LEARNERS)[:3]
-['clip', 'groove', 'groove_no_backtranslation']
+['clip', 'diagvi', 'groove']
 
 """
 
-from . import _baselines, _groove, _propensity  # noqa: F401  (register the learners)
+from . import _baselines, _diagvi, _groove, _propensity  # noqa: F401  (register the learners)
 from ._columns import COLUMNS, lower_is_better
 from ._config import run_config, write_figures
+from ._diagvi import diagvi_unavailable, fit_diagvi, link_features, normalize_feature_name
 from ._groove import GROOVE_VARIANTS, fit_groove, infer_likelihoods
 from ._propensity import fit_classifier
 from ._registry import LEARNERS, Learner, register_learner
@@ -30,12 +31,16 @@ __all__ = [
     "LEARNERS",
     "Learner",
     "TUNINGS",
+    "diagvi_unavailable",
     "fit_classifier",
+    "fit_diagvi",
     "fit_groove",
     "heldout_group_score",
     "infer_likelihoods",
     "label_agreement",
+    "link_features",
     "lower_is_better",
+    "normalize_feature_name",
     "read_results",
     "register_learner",
     "run",

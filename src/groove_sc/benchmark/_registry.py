@@ -15,6 +15,9 @@ from mudata import MuData
 #: ``func(mdata, key, *, groupby, seed, **kwargs) -> dict | None``.
 LearnerFunc = Callable[..., "dict[str, Any] | None"]
 
+#: ``availability() -> None`` when a learner can run here, else the reason it cannot.
+Availability = Callable[[], "str | None"]
+
 
 @dataclass(frozen=True)
 class Learner:
@@ -35,6 +38,10 @@ class Learner:
         which only Gromov-Wasserstein and COOT aligners can use.
     description
         One line for error messages and docs.
+    availability
+        Optional check of an optional dependency: ``None`` when the learner can run in this
+        environment, else the reason it cannot, naming what to install. The benchmark records
+        an unavailable learner's combinations as ``status="skipped"`` with that reason.
 
     Examples
     --------
@@ -47,6 +54,18 @@ class Learner:
     func: LearnerFunc
     shared_space: bool
     description: str = ""
+    availability: Availability | None = None
+
+    def unavailable_reason(self) -> str | None:
+        """Why the learner cannot run in this environment; ``None`` when it can.
+
+        Examples
+        --------
+        >>> gs.benchmark.LEARNERS["pca"].unavailable_reason() is None  # doctest: +SKIP
+        True
+
+        """
+        return None if self.availability is None else self.availability()
 
     def __call__(self, mdata: MuData, key: str, **kwargs: Any) -> dict[str, Any]:
         out = self.func(mdata, key, **kwargs)
@@ -63,6 +82,7 @@ def register_learner(
     shared_space: bool,
     description: str = "",
     overwrite: bool = False,
+    availability: Availability | None = None,
 ) -> Callable[[LearnerFunc], LearnerFunc]:
     """Decorator adding a function to :data:`LEARNERS` under ``name``.
 
@@ -76,6 +96,10 @@ def register_learner(
         One line; defaults to the first line of the function's docstring.
     overwrite
         Replace an existing entry of the same name (otherwise an error).
+    availability
+        Optional ``() -> str | None`` for learners with optional dependencies: the reason the
+        learner cannot run here (the benchmark then skips it with that reason), ``None`` when
+        it can.
 
     Returns
     -------
@@ -103,6 +127,7 @@ def register_learner(
             func=func,
             shared_space=bool(shared_space),
             description=description or (func.__doc__ or "").strip().split("\n")[0],
+            availability=availability,
         )
         return func
 

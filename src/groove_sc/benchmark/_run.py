@@ -342,6 +342,13 @@ def _scoring_obsm(ctx: _Context) -> list[str]:
 
 def _run_learner(ctx: _Context, name: str, aligners: Sequence[str]) -> None:
     spec = LEARNERS[name]
+    unavailable = spec.unavailable_reason()
+    if unavailable is not None:
+        ctx.log(f"{name}: skipped ({unavailable})")
+        for aligner in aligners:
+            for tuning in ctx.tuning:
+                ctx.add(name, aligner, tuning=tuning, status="skipped", error=unavailable)
+        return
     mods = [ctx.source, ctx.target]
     blind = blind_view(ctx.mdata, mods, ctx.groupby)
     scoring = light_view(ctx.mdata, mods, _scoring_obs(ctx), _scoring_obsm(ctx))
@@ -492,8 +499,11 @@ def run(
     **Skips and failures are rows too.** An aligner that needs a shared space (registered
     with ``shared_rep=True`` like linear OT and ``knn``, or taking a ``fused_rep`` like ``fgw``)
     on a learner without one (``pca``, ``raw``), or a label-constrained aligner without
-    ``groupby``, gives ``status="skipped"`` with the reason in ``error``; an exception in a
-    learner or an aligner gives ``status="error"`` with the exception text, and the grid goes on.
+    ``groupby``, or a learner whose optional dependencies are missing (``diagvi`` without
+    scvi-tools >= 1.4.3, ``torch_geometric`` and ``geomloss``; see
+    :meth:`Learner.unavailable_reason`), gives ``status="skipped"`` with the reason in
+    ``error``; an exception in a learner or an aligner gives ``status="error"`` with the
+    exception text, and the grid goes on.
 
     **Reproducibility.** Python, numpy, torch and scvi-tools are seeded with the seed before
     every learner: equal seeds give equal tables (timings aside) on the same machine and number

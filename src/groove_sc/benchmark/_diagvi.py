@@ -1,0 +1,504 @@
+"""DIAGVI (scvi-tools) as an optional learner: the scvi-tools peer of GROOVE in the grid.
+
+DIAGVI (``scvi.external.DIAGVI``, scvi-tools >= 1.4.3, which needs Python >= 3.12) integrates
+two modalities with per-modality VAEs whose decoders share feature embeddings learned from a
+*guidance graph* (edges between features of the two modalities that measure the same thing,
+as in GLUE), an unbalanced Sinkhorn loss between the two latents (``geomloss``) and, with
+labels, one classifier per modality on the latent (semi-supervised). The guidance graph needs
+``torch_geometric``.
+
+Where any of these is missing the learner is registered all the same, and
+:func:`groove_sc.benchmark.run` records its combinations as ``status="skipped"`` with the
+reason (see :func:`diagvi_unavailable`), so that one grid runs on every Python.
+
+The guidance graph links features whose names match after :func:`normalize_feature_name`
+(see :func:`link_features`), or the pairs a user gives (``feature_links=``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from mudata import MuData
+
+from ._groove import infer_likelihoods, quiet_training
+from ._registry import register_learner
+
+#: Likelihoods of ``DIAGVI.setup_anndata``.
+DIAGVI_LIKELIHOODS: tuple[str, ...] = (
+    "nb",
+    "zinb",
+    "nbmixture",
+    "normal",
+    "log1pnormal",
+    "ziln",
+    "zig",
+)
+_COUNT_LIKELIHOODS = {"nb", "zinb", "nbmixture"}
+_INSTALL = (
+    'To use it, install on Python >= 3.12: pip install "scvi-tools[diagvi]>=1.4.3" (which '
+    'brings torch_geometric and geomloss), or pip install -e ".[diagvi]" in a groove_sc clone.'
+)
+_LABEL_COLUMN = "_diagvi_label"
+_UNLABELED = "_diagvi_unlabeled"
+
+#: Assay prefixes removed by :func:`normalize_feature_name` (``ADT_CD4``, ``prot:CD4``...).
+_PREFIX = re.compile(r"^(?:adt|ab|antibody|prot|protein|cite|surface)[_:.\- ]+", re.IGNORECASE)
+#: A trailing replicate or clone index (``CD4-1``, ``cd4.2``, ``CD38_1``).
+_INDEX_SUFFIX = re.compile(r"[._\-]\d+$")
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def diagvi_unavailable() -> str | None:
+    """Why DIAGVI cannot run in this environment; ``None`` when it can.
+
+    DIAGVI needs ``scvi.external.DIAGVI`` (scvi-tools >= 1.4.3, on Python >= 3.12) and the
+    packages ``torch_geometric`` and ``geomloss``; the reason names every missing piece and
+    what to install.
+
+    Returns
+    -------
+    ``None``, or one sentence for the benchmark's ``error`` column.
+
+    Examples
+    --------
+    >>> from groove_sc.benchmark import diagvi_unavailable
+    >>> diagvi_unavailable()  # doctest: +SKIP
+    'DIAGVI is not available: scvi-tools 1.4.2 has no scvi.external.DIAGVI ...'
+
+    """
+    missing = []
+    try:
+        from scvi.external import DIAGVI  # noqa: F401
+    except ImportError:
+        import scvi
+
+        where = f"Python {sys.version_info.major}.{sys.version_info.minor}"
+        missing.append(
+            f"scvi-tools {scvi.__version__} on {where} has no scvi.external.DIAGVI (it needs "
+            "scvi-tools >= 1.4.3, which needs Python >= 3.12)"
+        )
+    absent = [m for m in ("torch_geometric", "geomloss") if importlib.util.find_spec(m) is None]
+    if absent:
+        missing.append(f"{' and '.join(absent)} {'is' if len(absent) == 1 else 'are'} missing")
+    if not missing:
+        return None
+    return f"DIAGVI is not available: {'; '.join(missing)}. {_INSTALL}"
+
+
+def normalize_feature_name(name: str) -> str:
+    """The key under which :func:`link_features` matches feature names across modalities.
+
+    The rule, applied in this order:
+
+    1. case is ignored;
+    2. an assay prefix ``adt``, ``ab``, ``antibody``, ``prot``, ``protein``, ``cite`` or
+       ``surface`` followed by ``_``, ``:``, ``.``, ``-`` or a space is removed;
+    3. one trailing replicate/clone index (``-1``, ``.2``, ``_1``: a separator and digits) is
+       removed;
+    4. every character but letters and digits is removed.
+
+    So ``CD4``, ``cd4``, ``CD4-1``, ``cd4.2`` and ``ADT_CD4`` all become ``"cd4"``, and
+    ``hla.dr`` and ``HLA-DR`` both ``"hladr"``. Aliases are *not* resolved: a protein named by
+    its CD antigen (``CD16``, ``CD56``, ``CD3``) does not match its gene (``FCGR3A``,
+    ``NCAM1``, ``CD3E``); give such pairs with ``feature_links=``.
+
+    Parameters
+    ----------
+    name
+        A feature name.
+
+    Returns
+    -------
+    The normalised key (may be empty).
+
+    Examples
+    --------
+    >>> from groove_sc.benchmark import normalize_feature_name
+    >>> [normalize_feature_name(n) for n in ("CD4", "CD4-1", "ADT_CD4", "cd4.2", "HLA-DR")]
+    ['cd4', 'cd4', 'cd4', 'cd4', 'hladr']
+
+    """
+    key = _PREFIX.sub("", str(name).strip().casefold())
+    key = _INDEX_SUFFIX.sub("", key)
+    return _NON_ALNUM.sub("", key)
+
+
+def link_features(
+    names_a: Sequence[str], names_b: Sequence[str], *, modalities: tuple[str, str] = ("a", "b")
+) -> pd.DataFrame:
+    """Pairs of features of two modalities whose names match after normalisation.
+
+    Every feature of ``names_a`` is linked to every feature of ``names_b`` with the same
+    :func:`normalize_feature_name` key (empty keys never match), so ``cd4.1`` and ``cd4.2`` are
+    both linked to the gene ``CD4``.
+
+    Parameters
+    ----------
+    names_a, names_b
+        Feature names of the two modalities.
+    modalities
+        Column names of the result (the two modalities' names).
+
+    Returns
+    -------
+    DataFrame with one row per link and the two columns ``modalities``; ordered as
+    ``names_a``.
+
+    Examples
+    --------
+    >>> from groove_sc.benchmark import link_features
+    >>> link_features(["CD4", "CD19", "MS4A1"], ["cd4.1", "cd4.2", "cd19", "cd20"],
+    ...               modalities=("rna", "adt"))
+        rna    adt
+    0   CD4  cd4.1
+    1   CD4  cd4.2
+    2  CD19   cd19
+
+    """
+    by_key: dict[str, list[str]] = {}
+    for name in names_b:
+        key = normalize_feature_name(name)
+        if key:
+            by_key.setdefault(key, []).append(str(name))
+    rows = [(str(a), b) for a in names_a for b in by_key.get(normalize_feature_name(a), [])]
+    return pd.DataFrame(rows, columns=list(modalities))
+
+
+def _user_links(
+    links: pd.DataFrame | Mapping[str, Sequence[str]] | Sequence[tuple[str, str]],
+    mods: list[str],
+    var_names: dict[str, pd.Index],
+) -> pd.DataFrame:
+    if isinstance(links, pd.DataFrame | Mapping):
+        frame = pd.DataFrame(links)
+        absent = [m for m in mods if m not in frame.columns]
+        if absent:
+            raise ValueError(
+                f"feature_links has columns {list(frame.columns)}; it needs one column per "
+                f"modality, {mods}."
+            )
+        frame = frame[mods]
+    else:
+        pairs = [tuple(p) for p in links]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError(
+                f"feature_links as a sequence holds (feature of '{mods[0]}', feature of "
+                f"'{mods[1]}') pairs."
+            )
+        frame = pd.DataFrame(pairs, columns=mods)
+    frame = frame.astype(str).drop_duplicates().reset_index(drop=True)
+    for m in mods:
+        unknown = sorted(set(frame[m]) - set(var_names[m].astype(str)))
+        if unknown:
+            raise ValueError(
+                f"feature_links names {len(unknown)} feature(s) that '{m}' does not have, e.g. "
+                f"{unknown[:5]}."
+            )
+    return frame
+
+
+def _check_modalities(mdata: MuData) -> list[str]:
+    mods = list(mdata.mod)
+    if len(mods) != 2:
+        raise ValueError(
+            f"DIAGVI models exactly two modalities; mdata has {mods}. Pass a MuData with the "
+            "two to integrate (the benchmark passes source and target)."
+        )
+    return mods
+
+
+def _model_input(adata: ad.AnnData, layer: str | None, groupby: str | None) -> ad.AnnData:
+    """A new AnnData with the modelled matrix as ``.X`` and the labels only (nothing else)."""
+    x = adata.X if layer is None else adata.layers[layer]
+    x = sp.csr_matrix(x, dtype=np.float32) if sp.issparse(x) else np.asarray(x, np.float32)
+    obs = pd.DataFrame(index=adata.obs_names.copy())
+    if groupby is not None:
+        col = adata.obs[groupby].astype("object")
+        labels = col.where(col.notna(), _UNLABELED).astype(str)
+        obs[_LABEL_COLUMN] = pd.Categorical(labels)
+    return ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))
+
+
+def _posterior_means(model: Any, adatas: dict[str, ad.AnnData]) -> dict[str, np.ndarray]:
+    """Posterior means of the cell latents (``DIAGVI.get_latent_representation`` samples)."""
+    import torch
+
+    out = {}
+    model.module.eval()
+    with torch.inference_mode():
+        for name, adata in adatas.items():
+            parts = []
+            for tensors in model._make_data_loader(adata, batch_size=1024):
+                inf = model.module.inference(
+                    **model.module._get_inference_input(tensors), mode=name, deterministic=True
+                )
+                parts.append(inf["z"].detach().cpu().numpy())
+            out[name] = np.concatenate(parts, axis=0)
+    return out
+
+
+def _quiet_callback():
+    from lightning.pytorch import Callback
+    from lightning.pytorch.callbacks.progress import ProgressBar
+
+    class _NoProgressBar(Callback):
+        """DIAGVI.train always asks for a progress bar; switch it off before training."""
+
+        def setup(self, trainer, pl_module, stage):  # noqa: D102
+            for cb in trainer.callbacks:
+                if isinstance(cb, ProgressBar):
+                    cb.disable()
+
+    return _NoProgressBar()
+
+
+def fit_diagvi(
+    mdata: MuData,
+    key: str,
+    *,
+    groupby: str | None,
+    seed: int,
+    n_latent: int = 50,
+    max_epochs: int | None = None,
+    likelihoods: Mapping[str, str] | None = None,
+    layers: Mapping[str, str | None] | None = None,
+    feature_links: Literal["names"]
+    | pd.DataFrame
+    | Mapping[str, Sequence[str]]
+    | Sequence[tuple[str, str]]
+    | None = "names",
+    semi_supervised: bool = True,
+    gmm_prior: bool = False,
+    normalize_lib: Mapping[str, bool] | None = None,
+    latent: Literal["mean", "sample"] = "mean",
+    lr: float = 1e-3,
+    batch_size: int = 256,
+    plan_kwargs: Mapping[str, Any] | None = None,
+    train_kwargs: Mapping[str, Any] | None = None,
+    verbose: bool = False,
+    **model_kwargs: Any,
+) -> dict[str, Any]:
+    """Train ``scvi.external.DIAGVI`` on the two modalities of ``mdata`` and embed every cell.
+
+    Each modality is copied into a new AnnData holding only the modelled matrix and the
+    labels, so the fit reads the data and ``obs[groupby]`` and nothing else (never the truth),
+    and leaves ``mdata`` untouched but for ``obsm[key]``. Defaults are DIAGVI's own
+    (``n_latent=50``, ``max_epochs`` from scvi-tools' heuristic with DIAGVI's early stopping
+    on the validation loss, 10% of the cells held out).
+
+    Parameters
+    ----------
+    mdata
+        MuData with exactly two modalities.
+    key
+        ``obsm`` key written in both modalities: the posterior means of the cell latents.
+    groupby
+        Label column. With ``semi_supervised``, each modality gets DIAGVI's classifier of these
+        labels on its latent (``labels_key``); missing labels become DIAGVI's unlabeled
+        category. ``None``: unsupervised.
+    seed
+        scvi-tools seed (initialisation, data split, batches).
+    n_latent
+        Latent dimensions.
+    max_epochs
+        Training epochs (``None``: DIAGVI's heuristic, 400 up to 20,000 cells; early stopping
+        on by default, switch it off with ``train_kwargs={"early_stopping": False}``).
+    likelihoods
+        Per modality, one of :data:`DIAGVI_LIKELIHOODS`; the others are guessed by
+        :func:`groove_sc.benchmark.infer_likelihoods` (counts: ``"nb"``, binary data also
+        ``"nb"`` as DIAGVI has no Bernoulli likelihood; anything else ``"normal"`` on ``.X``).
+    layers
+        Per modality, the layer modelled (``None``: ``.X``); the others are guessed with the
+        likelihoods. E.g. ``{"rna": "counts", "adt": "clr"}``.
+    feature_links
+        The guidance graph's cross-modality edges (each feature also has its self-loop):
+
+        - ``"names"`` (default): features whose names match after
+          :func:`normalize_feature_name` (see :func:`link_features`);
+        - a DataFrame, or a dict of equal-length lists, with one column per modality (DIAGVI's
+          ``mapping_df``), or a sequence of ``(feature of the first modality, feature of the
+          second)`` pairs, in ``mdata.mod`` order;
+        - ``None``: no links (the modalities then meet through the Sinkhorn loss and the
+          labels only).
+    semi_supervised
+        Use the labels (DIAGVI's classifiers); ``False`` ignores ``groupby``.
+    gmm_prior
+        DIAGVI's Gaussian-mixture prior (one component per label when semi-supervised).
+    normalize_lib
+        Per modality, DIAGVI's ``normalize_lib``. Default: on for count likelihoods, off for
+        the others (DIAGVI's library is the log of each cell's sum, undefined for centred data
+        such as a CLR).
+    latent
+        ``"mean"`` (posterior means, default) or ``"sample"`` (one posterior sample per cell,
+        what ``DIAGVI.get_latent_representation`` returns).
+    lr, batch_size
+        Passed to ``DIAGVI.train``.
+    plan_kwargs
+        DIAGVI's training plan (``lam_sinkhorn``, ``lam_graph``, ``lam_class``...).
+    train_kwargs
+        Further ``DIAGVI.train`` / Lightning arguments (``accelerator``, ``early_stopping``...).
+    verbose
+        Show DIAGVI's progress bar, log and warnings (quiet by default).
+    **model_kwargs
+        Passed to ``DIAGVI`` (``n_hidden``, ``n_layers``, ``dropout_rate``).
+
+    Returns
+    -------
+    ``{"diagvi": the trained model, "likelihoods": {...}, "layers": {...},
+    "feature_links": DataFrame of the linked pairs, "epochs": epochs trained}``.
+
+    Raises
+    ------
+    ImportError
+        Where DIAGVI cannot run (the message of :func:`diagvi_unavailable`).
+
+    Examples
+    --------
+    >>> info = fit_diagvi(mdata, "X_diagvi", groupby="celltype", seed=0, n_latent=16,
+    ...                   layers={"rna": "counts", "adt": "clr"},
+    ...                   likelihoods={"rna": "nb", "adt": "normal"})  # doctest: +SKIP
+    >>> info["feature_links"].head()  # doctest: +SKIP
+
+    """
+    reason = diagvi_unavailable()
+    if reason is not None:
+        raise ImportError(reason)
+    import scvi
+    from scvi.external import DIAGVI
+
+    mods = _check_modalities(mdata)
+    if latent not in ("mean", "sample"):
+        raise ValueError(f"latent must be 'mean' or 'sample', got {latent!r}.")
+    for name, given in (("likelihoods", likelihoods), ("layers", layers),
+                        ("normalize_lib", normalize_lib)):  # fmt: skip
+        extra = sorted(set(given or {}) - set(mods))
+        if extra:
+            raise KeyError(f"{name} names {extra}, which are not modalities of mdata ({mods}).")
+    guessed_lik, guessed_layers = infer_likelihoods(mdata)
+    guessed_lik = {m: "nb" if v == "bernoulli" else v for m, v in guessed_lik.items()}
+    likelihoods = {**guessed_lik, **dict(likelihoods or {})}
+    layers = {**guessed_layers, **dict(layers or {})}
+    for m in mods:
+        if likelihoods[m] not in DIAGVI_LIKELIHOODS:
+            raise ValueError(
+                f"DIAGVI has no likelihood {likelihoods[m]!r} (modality '{m}'); choose one of "
+                f"{list(DIAGVI_LIKELIHOODS)}."
+            )
+        if layers[m] is not None and layers[m] not in mdata.mod[m].layers:
+            raise KeyError(
+                f"layer '{layers[m]}' is not in mdata['{m}'].layers ({list(mdata.mod[m].layers)})."
+            )
+    norm = {m: likelihoods[m] in _COUNT_LIKELIHOODS for m in mods}
+    norm.update(dict(normalize_lib or {}))
+    use_labels = semi_supervised and groupby is not None
+    if use_labels:
+        for m in mods:
+            if groupby not in mdata.mod[m].obs:
+                raise KeyError(
+                    f"groupby='{groupby}' is not a column of mdata['{m}'].obs "
+                    f"({list(mdata.mod[m].obs.columns)})."
+                )
+
+    var_names = {m: mdata.mod[m].var_names for m in mods}
+    if isinstance(feature_links, str):
+        if feature_links != "names":
+            raise ValueError(
+                f"feature_links must be 'names', None, a DataFrame, a dict or a sequence of "
+                f"pairs; got {feature_links!r}."
+            )
+        links = link_features(var_names[mods[0]], var_names[mods[1]], modalities=tuple(mods))
+    elif feature_links is None:
+        links = pd.DataFrame(columns=mods, dtype=str)
+    else:
+        links = _user_links(feature_links, mods, var_names)
+
+    adatas = {
+        m: _model_input(mdata.mod[m], layers[m], groupby if use_labels else None) for m in mods
+    }
+    quiet = contextlib.nullcontext() if verbose else quiet_training()
+    sink = io.StringIO()
+    with quiet, contextlib.redirect_stdout(sys.stdout if verbose else sink):
+        scvi.settings.seed = int(seed)
+        for m in mods:
+            DIAGVI.setup_anndata(
+                adatas[m],
+                labels_key=_LABEL_COLUMN if use_labels else None,
+                likelihood=likelihoods[m],
+                normalize_lib=bool(norm[m]),
+                gmm_prior=gmm_prior,
+                unlabeled_category=_UNLABELED,
+            )
+        graph = DIAGVI.construct_custom_guidance_graph(adatas, links)
+        model = DIAGVI(adatas, guidance_graph=graph, n_latent=n_latent, **model_kwargs)
+        kwargs = dict(train_kwargs or {})
+        if not verbose:
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), _quiet_callback()]
+        model.train(
+            max_epochs=max_epochs,
+            lr=lr,
+            batch_size=batch_size,
+            plan_kwargs=dict(plan_kwargs or {}),
+            **kwargs,
+        )
+        if latent == "mean":
+            z = _posterior_means(model, adatas)
+        else:
+            z = model.get_latent_representation()
+    for m in mods:
+        mdata.mod[m].obsm[key] = np.asarray(z[m], dtype=np.float32)
+    return {
+        "diagvi": model,
+        "likelihoods": likelihoods,
+        "layers": layers,
+        "feature_links": links,
+        "epochs": int(model.trainer.current_epoch),
+    }
+
+
+@register_learner(
+    "diagvi",
+    shared_space=True,
+    description="DIAGVI (scvi-tools >= 1.4.3): guidance graph of name-matched features, "
+    "Sinkhorn alignment, semi-supervised with the labels",
+    availability=diagvi_unavailable,
+)
+def diagvi(mdata: MuData, key: str, *, groupby: str | None, seed: int, **kwargs: Any):
+    """DIAGVI, the scvi-tools peer (see :func:`fit_diagvi` for the keyword arguments).
+
+    Parameters
+    ----------
+    mdata
+        MuData with the two modalities (the benchmark's truth-free view).
+    key
+        ``obsm`` key written in both modalities.
+    groupby
+        Label column (DIAGVI's ``labels_key``).
+    seed
+        Training seed.
+    **kwargs
+        :func:`fit_diagvi`'s options, e.g. ``max_epochs``, ``n_latent``, ``layers``,
+        ``likelihoods``, ``feature_links``.
+
+    Returns
+    -------
+    The dict of :func:`fit_diagvi`. The model goes under ``"diagvi"``, not ``"model"``: its
+    decoder translation is not scored by the benchmark.
+
+    Examples
+    --------
+    >>> gs.benchmark.run(mdata, learners=["diagvi"], aligners=["leot"], groupby="celltype",
+    ...                  learner_kwargs={"diagvi": {"max_epochs": 200}})  # doctest: +SKIP
+
+    """
+    return fit_diagvi(mdata, key, groupby=groupby, seed=seed, **kwargs)
