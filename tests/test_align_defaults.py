@@ -159,3 +159,27 @@ def test_unmatched_without_shared_space_is_dropped_with_reason():
     assert P[[0, 1]].sum() == 0 and np.isclose(P.sum(), 1.0)
     with pytest.raises(ValueError, match="unmatched must be 'couple' or 'drop'"):
         gs.tl.align(mdata, "rna", "prot", unmatched="keep")
+
+
+def test_auto_epsilon_retries_larger_candidates_when_the_full_problem_diverges():
+    from groove_sc.tl._aligners._linear import leot
+
+    calls = []
+
+    @gs.tl.register_aligner("_flaky_leot", default_epsilon=5e-3, labels="required")
+    def flaky(problem, **kw):
+        calls.append(problem.epsilon)
+        full = not str(problem.group_names[0]).startswith("cv")
+        if full and problem.epsilon < 0.02:
+            raise FloatingPointError("Sinkhorn diverged (test)")
+        return leot(problem, **kw)
+
+    try:
+        mdata = make_paired(seed=4)
+        gs.tl.align(mdata, "rna", "prot", method="_flaky_leot", key_added="f")
+        info = mdata.uns["f"]["epsilon_auto"]
+        assert mdata.uns["f"]["parameters"]["epsilon_relative"] == 0.02 == info["chosen"]
+        assert len(info["retries"]) >= 1 and "diverged" in str(info["retries"][0])
+        assert np.isclose(extract_block(mdata, "f", "rna", "prot").sum(), 1.0)
+    finally:
+        gs.tl.ALIGNERS.pop("_flaky_leot")

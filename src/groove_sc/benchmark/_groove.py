@@ -29,6 +29,10 @@ GROOVE_VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"contrastive": None, "backtranslation": True},
         "GROOVE ablation: contrastive term off (backtranslation only)",
     ),
+    "groove_no_within": (
+        {"contrastive": "groupclip", "backtranslation": True, "within_group": None},
+        "GROOVE ablation: within-group term off (GroupCLIP + backtranslation only)",
+    ),
     "groove_no_backtranslation": (
         {"contrastive": "groupclip", "backtranslation": False},
         "GROOVE ablation: backtranslation off (GroupCLIP only)",

@@ -11,7 +11,7 @@ from mudata import MuData
 
 from .._mudata import check_disjoint_obs_names, check_modalities, embed_block
 from ._aligners import ALIGNERS
-from ._aligners._auto_epsilon import auto_epsilon
+from ._aligners._auto_epsilon import FALLBACK_EPSILON, auto_epsilon
 from ._aligners._problem import UseRep, as_h5_value, build_problem, rep_key
 from ._aligners._registry import check_total_mass
 from ._aligners._unmatched import DEFAULT_UNMATCHED_K, couple_unmatched
@@ -220,7 +220,9 @@ def align(
     auto_info = None
     if epsilon == "auto":
         problem.epsilon, auto_info = auto_epsilon(problem, aligner, method_kwargs, y_target)
-    result = aligner(problem, **method_kwargs)
+        result = _solve_auto(problem, aligner, method_kwargs, auto_info)
+    else:
+        result = aligner(problem, **method_kwargs)
     coupling = check_total_mass(result.coupling.tocsr(), method)
     unmatched_info = {"mode": "none left out"}
     if problem.labeled and (problem.source_codes < 0).any():
@@ -273,6 +275,34 @@ def align(
             stacklevel=2,
         )
     return out if copy else None
+
+
+def _solve_auto(problem, aligner, method_kwargs: dict[str, Any], info: dict[str, Any]):
+    """Solve at the auto epsilon; if the full problem diverges there, at the next larger one.
+
+    The choice is made on subsampled blocks, and a small epsilon that was stable there can
+    overflow on the full problem (float32 GW): each retry is recorded in ``info``.
+    """
+    if problem.epsilon is None:
+        return aligner(problem, **method_kwargs)
+    chosen = float(problem.epsilon)
+    larger = [float(c) for c in info.get("candidates", []) if c > chosen]
+    retries = []
+    for eps in [chosen, *larger, max(FALLBACK_EPSILON, chosen)]:
+        problem.epsilon = eps
+        try:
+            result = aligner(problem, **method_kwargs)
+        except FloatingPointError as err:
+            retries.append(f"{eps:g}: {err}")
+            continue
+        if retries:
+            info["retries"] = np.asarray(retries)
+            info["chosen"] = eps
+        return result
+    raise FloatingPointError(
+        f"Method '{problem.method}' diverged at every epsilon tried ({'; '.join(retries)}); "
+        "pass a larger epsilon or dtype='float64'."
+    )
 
 
 def _convergence_summary(convergence: dict[str, Any]) -> str:
