@@ -126,8 +126,8 @@ class GROOVEVAE(BaseModuleClass):
         backtranslation: bool = True,
         alpha: float = 1.0,
         beta: float = 10.0,
-        within_group: str | None = None,
-        gamma: float = 1.0,
+        within_group: str | None = "ot_clip",
+        gamma: float = 3.0,
         within_epsilon: float = DEFAULT_WITHIN_EPSILON,
         pseudo_label_threshold: float | None = None,
     ):
