@@ -39,6 +39,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..tl._aligners._auto_epsilon import choose_truth_free  # noqa: F401 (re-export)
+from ..tl._aligners._auto_epsilon import projection_auc as _projection_auc
+
 #: Name of the temporary label column holding merged groups during cross-validation.
 CV_COLUMN = "_groove_cv_group"
 #: Multipliers of the aligner's default epsilon tried by the tuners.
@@ -170,8 +173,6 @@ def projection_auc(
     >>> projection_auc(P, x_prot, ls, lt)  # doctest: +SKIP
 
     """
-    from scipy.stats import rankdata
-
     names = pd.Index(sorted(set(source_labels.dropna().astype(str))))
     s = _codes(source_labels, names)
     t = _codes(target_labels, names)
@@ -181,31 +182,9 @@ def projection_auc(
     P = sp.csr_matrix(P, dtype=np.float64)
     mass = np.asarray(P.sum(axis=1)).ravel()
     y = np.asarray(y_target, dtype=np.float64)
-    aucs = []
-    for block in np.unique(source_blocks[source_blocks >= 0]):
-        rows = np.flatnonzero((source_blocks == block) & (s >= 0) & (mass > 0))
-        cols = np.flatnonzero((target_blocks == block) & (t >= 0))
-        if not len(rows) or len(np.unique(t[cols])) < 2:
-            continue
-        yb = y[cols]
-        for start in range(0, len(rows), chunk):
-            r = rows[start : start + chunk]
-            Q = sp.diags(1.0 / mass[r]) @ P[r]
-            proj = np.asarray(Q @ y)
-            d = (proj**2).sum(1)[:, None] + (yb**2).sum(1)[None, :] - 2.0 * proj @ yb.T
-            own = t[cols][None, :] == s[r][:, None]
-            n_own = own.sum(1)
-            n_other = len(cols) - n_own
-            ok = (n_own > 0) & (n_other > 0)
-            ranks = rankdata(d, axis=1)
-            own_rank = (ranks * own).sum(1)
-            # P(own farther than other) from the rank sum of the own-group distances
-            farther = (own_rank - n_own * (n_own + 1) / 2.0) / np.maximum(n_own * n_other, 1)
-            aucs.append(1.0 - farther[ok])
-    if not aucs:
-        return float("nan")
-    values = np.concatenate(aucs)
-    return float(values.mean()) if values.size else float("nan")
+    proj = np.asarray(P @ y) / np.maximum(mass, 1e-300)[:, None]
+    scored = np.where(mass > 0, s, -1)  # cells without mass have no projection
+    return _projection_auc(proj, y, scored, t, source_blocks, target_blocks, chunk)
 
 
 def merge_folds(groups: Sequence[str], n_folds: int, seed: int) -> list[dict[str, str]]:
@@ -312,26 +291,6 @@ def heldout_group_score(
         scores.append(score(P, block_of(source_labels), block_of(target_labels)))
     scores = [s for s in scores if np.isfinite(s)]
     return float(np.mean(scores)) if scores else float("nan")
-
-
-def choose_truth_free(candidates: Sequence[float], scores: Sequence[float], tol: float) -> float:
-    """The largest candidate whose score is within ``tol`` of the best (NaN scores ignored).
-
-    Returns NaN when no candidate has a finite score.
-
-    Examples
-    --------
-    >>> choose_truth_free([0.1, 0.2, 0.4], [0.50, 0.60, 0.595], tol=0.01)
-    0.4
-
-    """
-    scores = np.asarray(scores, dtype=float)
-    ok = np.isfinite(scores)
-    if not ok.any():
-        return float("nan")
-    best = scores[ok].max()
-    near = [c for c, s, k in zip(candidates, scores, ok) if k and s >= best - tol]
-    return float(max(near))
 
 
 def choose_oracle(

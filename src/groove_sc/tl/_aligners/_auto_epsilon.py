@@ -11,7 +11,9 @@ barycentric :func:`projection_auc` is recorded beside it; it is not used for the
 it rises with epsilon whatever the data (smoothing towards the group centroid always helps to
 tell *groups* apart), whereas the choice concerns cells.
 
-Candidates that do not beat the label-only answer by ``tol`` are discarded; if none does, the
+Candidates that do not beat the label-only answer by more than chance (mean + 2 sd of the score
+with the hidden groups permuted within each block, :func:`null_threshold`, and at least ``tol``)
+are discarded; if none does, the
 data carry no within-group signal that the aligner can use, and the choice falls back to a
 smooth epsilon (:data:`FALLBACK_EPSILON`), close to the label-only coupling. Among the
 candidates within ``tol`` of the best score, the one closest to the method default is taken: the
@@ -46,6 +48,8 @@ AUTO_TOL = 0.005
 AUTO_BUDGET = 2.0
 #: Cells per group and modality kept in the cross-validation, at most.
 AUTO_MAX_CELLS = 256
+#: Permutations of the hidden groups that give a candidate's chance level.
+AUTO_PERMUTATIONS = 20
 
 
 def projection_auc(
@@ -169,13 +173,17 @@ def _merged_blocks(problem: AlignProblem, fraction: float, max_cells: int, rng):
     for index, n in sides:
         hidden = np.full(n, -1, dtype=np.int64)
         blocks = np.full(n, -1, dtype=np.int64)
-        for g, cells in enumerate(index):
-            if block_of_group[g] < 0:
-                continue
-            k = min(len(cells), max_cells, max(8, int(np.ceil(fraction * len(cells)))))
-            keep = cells if k >= len(cells) else rng.choice(cells, size=k, replace=False)
-            hidden[keep] = g
-            blocks[keep] = block_of_group[g]
+        sizes = np.array([len(c) for c in index])
+        cells = np.concatenate(index)
+        group = np.repeat(np.arange(len(index)), sizes)
+        # a random subsample of each group: cells ranked by a random key within their group
+        order = np.lexsort((rng.random(len(cells)), group))
+        rank = np.empty(len(cells), dtype=np.int64)
+        rank[order] = np.arange(len(cells)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        k = np.minimum(sizes, np.minimum(max_cells, np.maximum(8, np.ceil(fraction * sizes))))
+        keep = (rank < k[group]) & (block_of_group[group] >= 0)
+        hidden[cells[keep]] = group[keep]
+        blocks[cells[keep]] = block_of_group[group[keep]]
         out.append((hidden, blocks))
     names = np.array([f"cv{i}" for i in range(n_pairs)])
     return out, names
@@ -218,6 +226,37 @@ def hidden_mass(
     freq = per_group / np.maximum(per_block[block_of_group], 1.0)
     base = float((mass * freq[source_hidden[rows]]).sum()) / total
     return (agree - base) / (1.0 - base) if base < 1.0 else float("nan")
+
+
+def null_threshold(
+    P: sp.spmatrix,
+    source_hidden: np.ndarray,
+    target_hidden: np.ndarray,
+    source_blocks: np.ndarray,
+    target_blocks: np.ndarray,
+    rng: np.random.Generator,
+    n_perm: int = AUTO_PERMUTATIONS,
+) -> float:
+    """Mean + 2 sd of :func:`hidden_mass` with target hidden groups permuted within blocks.
+
+    What a coupling blind to the hidden groups scores by chance on these cells: a candidate must
+    beat it to count as better than the label-only answer.
+
+    Examples
+    --------
+    >>> null_threshold(P, sh, th, sb, tb, np.random.default_rng(0))  # doctest: +SKIP
+
+    """
+    ok = np.flatnonzero(target_hidden >= 0)
+    values = []
+    for _ in range(n_perm):
+        order = ok[np.lexsort((rng.random(len(ok)), target_blocks[ok]))]
+        shuffled = target_hidden.copy()
+        shuffled[order] = target_hidden[ok[np.argsort(target_blocks[ok], kind="stable")]]
+        values.append(hidden_mass(P, source_hidden, shuffled, source_blocks, target_blocks))
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    return float(values.mean() + 2.0 * values.std()) if values.size else 0.0
 
 
 def _block_centroid_projection(y: np.ndarray, s_blocks: np.ndarray, t_blocks: np.ndarray):
@@ -302,7 +341,7 @@ def auto_epsilon(
         _block_centroid_projection(y, s_blocks, t_blocks), y, s_hidden, t_hidden, s_blocks,
         t_blocks,
     )  # fmt: skip
-    scores, masses = [], []
+    scores, masses, nulls = [], [], []
     for eps in candidates:
         sub = replace(
             problem, source_codes=s_blocks, target_codes=t_blocks, group_names=names, epsilon=eps
@@ -315,12 +354,15 @@ def auto_epsilon(
                 projection_auc(_projection(P, y), y, s_hidden, t_hidden, s_blocks, t_blocks)
             )
             masses.append(hidden_mass(P, s_hidden, t_hidden, s_blocks, t_blocks))
+            nulls.append(null_threshold(P, s_hidden, t_hidden, s_blocks, t_blocks, rng))
         except (FloatingPointError, ValueError, RuntimeError):
             scores.append(float("nan"))
             masses.append(float("nan"))
+            nulls.append(float("nan"))
     auc = np.asarray(scores, dtype=float)
     mass = np.asarray(masses, dtype=float)
-    beats = np.isfinite(mass) & (mass > tol)
+    null = np.asarray(nulls, dtype=float)
+    beats = np.isfinite(mass) & (mass > np.maximum(tol, null))
     fallback = not bool(beats.any())
     if fallback:
         chosen = max(FALLBACK_EPSILON, max(candidates))
@@ -334,6 +376,7 @@ def auto_epsilon(
         "scores": mass,
         "projection_auc": auc,
         "label_only_score": 0.0,
+        "chance_threshold": null,
         "label_only_projection_auc": float(baseline),
         "chosen": float(chosen),
         "fallback": fallback,
