@@ -232,7 +232,7 @@ def store_sparse(mdata, max_density: float = 0.5) -> list[str]:
         if new is not None:
             adata.X = new
             done.append(f"{m}.X")
-        for name in list(adata.layers):
+        for name in [k for k in adata.layers if k is not None]:  # anndata >= 0.13: None is X
             new = convert(adata.layers[name])
             if new is not None:
                 adata.layers[name] = new

@@ -404,8 +404,10 @@ class GROOVE(BaseModelClass):
         over the processes, and early stopping works. Combinations that cannot work (more
         ``devices`` than CPU cores or visible GPUs, a notebook DDP strategy in a script or a
         script one in a notebook, ``use_distributed_sampler=True``) raise a ``ValueError``
-        before training starts. See the "Training on several GPUs or nodes" page of the
-        documentation.
+        before training starts, as do arguments outside their valid range (``max_epochs=0``,
+        ``batch_size=0``, ``lr <= 0``...; a ``TypeError`` for a wrong type): the message names
+        the argument, the value and the valid range. See the "Training on several GPUs or
+        nodes" page of the documentation.
 
         Parameters
         ----------
@@ -442,13 +444,6 @@ class GROOVE(BaseModelClass):
         **trainer_kwargs
             Passed to :class:`scvi.train.Trainer` (``strategy``, ``num_nodes``...).
             ``log_every_n_steps`` defaults to at most the number of batches per epoch.
-
-        Raises
-        ------
-        TypeError, ValueError
-            Before training starts, for an argument outside its valid range (the message names
-            the argument, the value and the valid range) or a device/strategy combination that
-            cannot work.
 
         Examples
         --------
