@@ -5,12 +5,11 @@ raised before any work starts.
 """
 
 import re
-import warnings
 
 import numpy as np
 import pytest
 
-from conftest import make_toy
+from conftest import make_toy, strict_warnings
 from groove_sc.model import GROOVE
 from groove_sc.model._arguments import log_every_n_steps
 
@@ -127,8 +126,7 @@ def test_train_fractions_must_sum_to_at_most_one(model):
 
 def test_one_epoch_and_no_kl_warmup_train(mdata):
     model = GROOVE(mdata, n_latent=4, n_hidden=8)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # also: no "smaller than the logging interval"
+    with strict_warnings():  # also: no "smaller than the logging interval"
         model.train(max_epochs=1, n_epochs_kl_warmup=0, batch_size=1, enable_progress_bar=False)
     assert model.is_trained_
     assert len(model.history["elbo_train"]) == 1

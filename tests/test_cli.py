@@ -1,21 +1,19 @@
 """groove-sc quickstart: quiet, a closing table next to the label-only reference, file paths."""
 
 import json
-import warnings
 
 import matplotlib.pyplot as plt
 import mudata as md
 import numpy as np
 import scipy.sparse as sp
 
-from conftest import make_toy
+from conftest import make_toy, strict_warnings
 from groove_sc.cli import main, store_sparse
 
 
 def test_quickstart_is_quiet_and_ends_with_the_table_and_the_files(tmp_path, capfd):
     out = tmp_path / "qs"
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with strict_warnings():
         main(["quickstart", "--out", str(out), "--perturbations", "3", "--cells", "12",
               "--epochs", "2", "--no-benchmark", "--no-progress"])  # fmt: skip
     plt.close("all")

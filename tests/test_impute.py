@@ -1,7 +1,5 @@
 """tl.impute: barycentric projection vs a dense reference, storage, NaN rows, decoder layer."""
 
-import warnings
-
 import anndata as ad
 import mudata as md
 import numpy as np
@@ -10,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 import groove_sc as gs
+from conftest import strict_warnings
 from groove_sc._mudata import extract_block
 
 
@@ -122,8 +121,7 @@ def test_impute_bad_input():
 
 def test_impute_is_quiet_and_names_features_uniquely():
     mdata = make_pair()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no mudata FutureWarning, no "var_names are not unique"
+    with strict_warnings():  # no mudata FutureWarning, no "var_names are not unique"
         gs.tl.impute(mdata, "rna", "prot", key_added="a")
         gs.tl.impute(mdata, "rna", "prot", key_added="b", var_suffix="_b")
     assert mdata["a"].var_names[0] == f"{mdata['prot'].var_names[0]}:a"
