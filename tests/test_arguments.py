@@ -12,6 +12,7 @@ import pytest
 from conftest import make_toy, strict_warnings
 from groove_sc.model import GROOVE
 from groove_sc.model._arguments import log_every_n_steps
+from groove_sc.model._training import max_processes
 
 SETUP = dict(
     perturbation_key="perturbation",
@@ -138,3 +139,10 @@ def test_log_every_n_steps_never_exceeds_the_batches_per_process():
     assert log_every_n_steps(9) == 9
     assert log_every_n_steps(500) == 10
     assert log_every_n_steps(9, n_processes=4) == 3  # ceil(9 / 4) batches per process
+
+
+def test_max_processes_bounds_the_ddp_processes():
+    assert max_processes(4, None) == 1 and max_processes(4, "auto") == 1
+    assert max_processes(4, "ddp_find_unused_parameters_true") == 4
+    assert max_processes([0, 2], "ddp", num_nodes=3) == 6
+    assert max_processes("auto", "ddp") >= 1

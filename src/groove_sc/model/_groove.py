@@ -28,6 +28,7 @@ from ._training import (
     RankZeroEarlyStopping,
     check_devices_and_strategy,
     is_ddp,
+    max_processes,
     quiet_lightning,
 )
 from ._validation import check_matrix, get_matrix, resolve_likelihoods, shared_categories
@@ -536,7 +537,7 @@ class GROOVE(BaseModelClass):
             trainer_kwargs["check_val_every_n_epoch"] = check_val_every_n_epoch
         trainer_kwargs.setdefault("enable_checkpointing", False)
         # Lightning warns when an epoch has fewer batches than the logging interval
-        n_processes = devices if ddp and isinstance(devices, int) and devices > 1 else 1
+        n_processes = max_processes(devices, strategy, trainer_kwargs.get("num_nodes", 1))
         trainer_kwargs.setdefault(
             "log_every_n_steps", log_every_n_steps(datamodule.n_train_batches, n_processes)
         )

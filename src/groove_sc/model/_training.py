@@ -95,6 +95,27 @@ def _requested_devices(devices) -> list[int] | int | None:
     return None
 
 
+def max_processes(devices, strategy: str | Strategy | None, num_nodes: int = 1) -> int:
+    """An upper bound on the number of training processes (1 unless ``strategy`` is DDP).
+
+    Examples
+    --------
+    >>> max_processes(4, "ddp"), max_processes([0, 1], "ddp", num_nodes=2), max_processes(4, None)
+    (4, 4, 1)
+
+    """
+    if not is_ddp(strategy):
+        return 1
+    wanted = _requested_devices(devices)
+    if isinstance(wanted, list):
+        per_node = len(wanted)
+    elif isinstance(wanted, int):
+        per_node = wanted
+    else:  # "auto" / -1: every visible GPU or core
+        per_node = max(torch.cuda.device_count(), os.cpu_count() or 1)
+    return max(1, per_node) * max(1, int(num_nodes or 1))
+
+
 def check_devices_and_strategy(accelerator: str, devices, strategy: str | Strategy | None) -> None:
     """Refuse ``devices``/``strategy`` combinations that cannot work, before Lightning starts.
 
@@ -215,8 +236,8 @@ def quiet_lightning() -> Iterator[None]:
 
     - the "Tip" advertising ``litlogger`` that Lightning logs whenever a Trainer is made;
     - torch's ``FutureWarning`` "``isinstance(treespec, LeafSpec)`` is deprecated", raised
-      inside Lightning's own ``lightning.pytorch.utilities._pytree`` (Lightning <= 2.6 with
-      torch >= 2.10) at every fit: addressed to Lightning's developers, not to its users;
+      inside Lightning's own ``lightning.pytorch.utilities._pytree`` at every fit (seen with
+      Lightning 2.6.6 and torch 2.13): addressed to Lightning's developers, not to its users;
     - "The 'train_dataloader' does not have many workers" (machines with more than two
       cores): GROOVE's loaders read in-memory arrays in the main process on purpose, so
       dataloader workers would only add start-up and copying costs.
