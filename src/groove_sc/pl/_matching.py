@@ -287,7 +287,7 @@ def matching(
       cells of its group (red bars). The further the points lie below the bars, the more the
       coupling resolves cells *within* groups; the title gives the median share of its group
       a cell's mass reaches and the share of mass joining equal groups. Values from
-      :func:`partner_spread`.
+      :func:`groove_sc.pl.partner_spread`.
     - ``kind="heatmap"``: the coupling's mass summed over source group x target group (sparse
       products; the ``n x m`` coupling is never densified), each row normalised to 1: a perfect
       label-respecting coupling is the identity (and a label-constrained aligner gives it by
