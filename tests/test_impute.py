@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 import groove_sc as gs
+from conftest import strict_warnings
 from groove_sc._mudata import extract_block
 
 
@@ -56,7 +57,8 @@ def test_impute_equals_dense_reference_and_round_trips(tmp_path):
     assert np.allclose(imp.X, ref, atol=1e-6)
     assert np.array_equal(imp.layers["ot"], imp.X)
     assert list(imp.obs_names) == list(mdata["rna"].obs_names)
-    assert list(imp.var_names) == list(mdata["prot"].var_names)
+    assert list(imp.var_names) == [f"{v}:prot_imputed" for v in mdata["prot"].var_names]
+    assert list(imp.var["target_var_name"]) == list(mdata["prot"].var_names)
     assert mdata.n_obs == n_obs  # the imputed cells are the source cells
     assert imp.uns["imputation"]["coupling_key"] == "groove_coupling"
 
@@ -115,3 +117,16 @@ def test_impute_bad_input():
     with pytest.raises(ValueError, match="would replace an input modality"):
         gs.tl.impute(mdata, "rna", "prot", key_added="rna")
     assert set(mdata.mod) == {"rna", "prot"}
+
+
+def test_impute_is_quiet_and_names_features_uniquely():
+    mdata = make_pair()
+    with strict_warnings():  # no mudata FutureWarning, no "var_names are not unique"
+        gs.tl.impute(mdata, "rna", "prot", key_added="a")
+        gs.tl.impute(mdata, "rna", "prot", key_added="b", var_suffix="_b")
+    assert mdata["a"].var_names[0] == f"{mdata['prot'].var_names[0]}:a"
+    assert mdata["b"].var_names[0] == f"{mdata['prot'].var_names[0]}_b"
+    assert mdata["b"].uns["imputation"]["var_suffix"] == "_b"
+    names = [v for m in mdata.mod.values() for v in m.var_names]
+    assert len(names) == len(set(names)) and mdata.var_names.is_unique
+    assert list(mdata["a"].obs_names) == list(mdata["rna"].obs_names)

@@ -51,7 +51,7 @@ def _dense_group_share(mdata, key):
 # -------------------------------------------------------------------------------- matching
 @pytest.mark.parametrize("key", ["lab", "unlab"])
 def test_matching_heatmap_draws_the_row_normalised_group_mass(aligned, key):
-    ax = gs.pl.matching(aligned, key=key, groupby="perturbation", show=False)
+    ax = gs.pl.matching(aligned, key=key, groupby="perturbation", kind="heatmap", show=False)
     assert isinstance(ax, Axes)
     (image,) = ax.images
     expected, groups = _dense_group_share(aligned, key)
@@ -67,16 +67,82 @@ def test_matching_heatmap_draws_the_row_normalised_group_mass(aligned, key):
 
 def test_matching_follows_scanpy_conventions(aligned, figdir):
     fig = gs.pl.matching(aligned, key="lab", return_fig=True)
-    assert isinstance(fig, Figure) and fig.axes[0].images
+    assert isinstance(fig, Figure) and fig.axes[0].collections  # partners: points
     own_fig, own_ax = plt.subplots()
-    out = gs.pl.matching(aligned, key="lab", ax=own_ax, show=False, colorbar=False)
+    out = gs.pl.matching(aligned, key="lab", kind="heatmap", ax=own_ax, show=False,
+                         colorbar=False)  # fmt: skip
     assert out is own_ax and len(own_ax.images) == 1 and len(own_fig.axes) == 1
-    assert gs.pl.matching(aligned, key="lab", show=True, save="_test.png") is None
+    assert gs.pl.matching(aligned, key="lab", kind="heatmap", show=True, save="_test.png") is None
     assert (figdir / "matching_heatmap_test.png").stat().st_size > 0
+    assert gs.pl.matching(aligned, key="lab", show=False, save=True) is not None
+    assert (figdir / f"matching_partners.{sc.settings.file_format_figs}").stat().st_size > 0
     with pytest.raises(ValueError, match="kind must be"):
         gs.pl.matching(aligned, key="lab", kind="violin")
     with pytest.raises(KeyError, match="not a column"):
         gs.pl.matching(aligned, key="lab", groupby="dose")
+
+
+def _dense_partners(mdata, key):
+    """Effective number of partners per source cell and group sizes, from the dense coupling."""
+    P = extract_block(mdata, key, "rna", "prot").toarray()
+    Q = P / P.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        H = -np.where(Q > 0, Q * np.log(Q), 0.0).sum(axis=1)
+    ls, lt = (mdata[m].obs["perturbation"].astype(str).to_numpy() for m in ("rna", "prot"))
+    n_group = np.array([(lt == g).sum() for g in ls], dtype=float)
+    same = np.array([Q[i, lt == ls[i]].sum() for i in range(len(ls))])
+    return np.exp(H), n_group, same, ls
+
+
+@pytest.mark.parametrize("key", ["lab", "unlab"])
+def test_partner_spread_equals_a_dense_reference(aligned, key):
+    df = gs.pl.partner_spread(aligned, key, "perturbation")
+    partners, n_group, same, ls = _dense_partners(aligned, key)
+    assert list(df.index) == list(aligned["rna"].obs_names)
+    np.testing.assert_allclose(df["partners"], partners, rtol=1e-9)
+    np.testing.assert_allclose(df["label_only"], n_group)
+    np.testing.assert_allclose(df["same_group"], same, atol=1e-12)
+    assert list(df["group"].astype(str)) == list(ls)
+
+
+def test_partner_spread_of_a_label_only_coupling_is_the_group_size():
+    mdata = gs.datasets.simulate(paired=True, seed=2, **SIM)
+    for m in mdata.mod:  # the label-only coupling: uniform within each group
+        mdata[m].obsm["X_onehot"] = pd.get_dummies(mdata[m].obs["perturbation"]).to_numpy(float)
+    gs.tl.align(mdata, "rna", "prot", use_rep="X_onehot", method="leot", key_added="lab")
+    df = gs.pl.partner_spread(mdata, "lab", "perturbation")
+    np.testing.assert_allclose(df["partners"], df["label_only"], rtol=1e-3)
+
+
+def test_matching_default_draws_partners_against_the_label_only_reference(aligned):
+    ax = gs.pl.matching(aligned, key="lab", groupby="perturbation", show=False, max_points=25)
+    partners, n_group, same, ls = _dense_partners(aligned, "lab")
+    groups = list(aligned["rna"].obs["perturbation"].cat.categories)
+    # one point per sampled source cell, at its group's position (jittered) and its partners
+    (points,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    xy = points.get_offsets()
+    assert xy.shape == (25, 2)
+    pos = np.round(xy[:, 0]).astype(int)
+    assert np.all(np.abs(xy[:, 0] - pos) <= 0.3)  # jittered around the group's position
+    for (_x, y), g in zip(xy, pos, strict=True):  # a cell of that group with that value
+        assert np.isclose(partners[ls == groups[g]], y, rtol=1e-9).any()
+    # per group: the median of this coupling and the label-only reference (the group size)
+    median, reference = (line for line in ax.lines if line.get_marker() in ("o", "_"))
+    np.testing.assert_allclose(median.get_xdata(), np.arange(len(groups)))
+    np.testing.assert_allclose(
+        median.get_ydata(), [np.median(partners[ls == g]) for g in groups], rtol=1e-9
+    )
+    np.testing.assert_allclose(reference.get_ydata(), [n_group[ls == g][0] for g in groups])
+    # the coupling resolves cells within groups: far below the label-only reference
+    assert np.all(median.get_ydata() < 0.5 * reference.get_ydata())
+    assert ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == groups
+    ratio = np.median(partners / n_group)
+    assert f"spreads over {ratio:.0%} of its group" in ax.get_title()
+    assert f"same-group mass {same.mean():.2f}" in ax.get_title()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["one rna cell", "median (this coupling)",
+                      "labels alone (uniform within group)"]  # fmt: skip
 
 
 def test_matching_embedding_draws_modalities_and_matched_pairs(aligned):

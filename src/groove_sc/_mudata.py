@@ -7,11 +7,41 @@ global order of ``mdata.obs_names`` is computed in exactly one place.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
+import mudata
 import numpy as np
 import scipy.sparse as sp
 from mudata import MuData
+
+
+@contextlib.contextmanager
+def no_pull_on_update() -> Iterator[None]:
+    """Within the block, ``MuData.update()`` does not pull modality columns (mudata 0.4's rule).
+
+    mudata 0.3 warns (``FutureWarning``) at every ``update()``, and at every ``write``, that
+    0.4 will stop pulling ``obs``/``var`` columns from the modalities unless the
+    ``pull_on_update`` option is set. groove_sc never relies on pulled columns, so its own
+    calls adopt the new rule explicitly, for the duration of the call only: the user's global
+    mudata options are restored on exit. With mudata >= 0.4 (no such option) this does nothing.
+
+    Examples
+    --------
+    >>> with no_pull_on_update():  # doctest: +SKIP
+    ...     mdata.update()
+
+    """
+    set_options = getattr(mudata, "set_options", None)
+    try:
+        options = set_options(pull_on_update=False) if set_options is not None else None
+    except ValueError:  # a mudata without the option
+        options = None
+    if options is None:
+        yield
+        return
+    with options:
+        yield
 
 
 def check_modalities(mdata: MuData, modalities: Sequence[str], what: str = "this call") -> None:

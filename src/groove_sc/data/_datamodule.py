@@ -115,6 +115,20 @@ class GrooveDataModule(LightningDataModule):
         self.n_train = int(sum(len(v) for v in self.train_idx.values()))
         self.n_val = int(sum(len(v) for v in self.val_idx.values()))
 
+    @property
+    def n_train_batches(self) -> int:
+        """Training batches per epoch, over all processes together."""
+        codes = {m: self.codes[m][i] for m, i in self.train_idx.items()}
+        sampler = GroupBalancedSampler(
+            codes,
+            self.train_idx,
+            self.groups_per_batch,
+            self.cells_per_group,
+            num_replicas=1,
+            rank=0,
+        )
+        return int(sampler.n_batches)
+
     def setup(self, stage: str | None = None) -> None:
         trainer = self.trainer
         if trainer is not None and trainer.world_size > 1:

@@ -22,15 +22,25 @@ from ..module import GROOVEVAE
 from ..module._vae import batch_key as _bkey
 from ..module._vae import labels_key as _lkey
 from ..module._vae import x_key as _xkey
+from ._arguments import check_model_arguments, check_train_arguments, log_every_n_steps
 from ._training import (
     GrooveTrainingPlan,
     RankZeroEarlyStopping,
     check_devices_and_strategy,
     is_ddp,
+    max_processes,
+    quiet_lightning,
 )
 from ._validation import check_matrix, get_matrix, resolve_likelihoods, shared_categories
 
 logger = logging.getLogger(__name__)
+
+
+#: GROOVE.__init__ arguments checked by :func:`check_model_arguments`.
+_MODEL_ARGS = (
+    "n_latent", "n_hidden", "n_layers", "dropout_rate", "contrastive", "backtranslation", "alpha",
+    "beta", "temperature", "learn_temperature", "positives", "similarity", "within_group", "gamma",
+)  # fmt: skip
 
 
 class GROOVE(BaseModelClass):
@@ -46,21 +56,22 @@ class GROOVE(BaseModelClass):
     mdata
         MuData registered with :meth:`setup_mudata`.
     n_latent, n_hidden, n_layers, dropout_rate
-        Network sizes.
+        Network sizes (integers >= 1) and dropout rate (in ``[0, 1)``).
     contrastive
         ``"groupclip"`` (default), ``"clip"`` (random same-group pseudo-pairs), ``"supcon"``
         (pooled modalities) or ``None`` (off).
     backtranslation
         On-the-fly backtranslation on/off.
     alpha
-        Weight of backtranslation.
+        Weight of backtranslation (>= 0).
     beta
-        Weight of the contrastive term.
+        Weight of the contrastive term (>= 0).
     temperature, learn_temperature, positives, similarity
-        GroupCLIP options, see :func:`groove_sc.module.group_clip_loss`. ``positives=None``
-        means ``"sum_in_log"``, except for ``contrastive="supcon"`` where it means SupCon's own
-        ``"mean_log"`` (with pooled modalities, ``"sum_in_log"`` is satisfied by
-        modality-specific clusters and does not align the modalities).
+        GroupCLIP options (``temperature > 0``), see
+        :func:`groove_sc.module.group_clip_loss`. ``positives=None`` means ``"sum_in_log"``,
+        except for ``contrastive="supcon"`` where it means SupCon's own ``"mean_log"`` (with
+        pooled modalities, ``"sum_in_log"`` is satisfied by modality-specific clusters and does
+        not align the modalities).
     within_group
         Within-group cross-modal term on the latent means (``"ot_clip"``, default:
         OT-guided soft positives; ``"sinkhorn"``, ``"mmd"``; see
@@ -69,7 +80,7 @@ class GROOVE(BaseModelClass):
         inside each group. The default and its weight were chosen without the truth, by
         held-out merged groups (see the "Real co-assayed data" page).
     gamma
-        Weight of the within-group term (default 3).
+        Weight of the within-group term (>= 0, default 3).
     pseudo_label_threshold
         Unlabeled cells take part in the contrastive and within-group terms with the group of
         the nearest prototype of the other modalities when its softmax confidence reaches this
@@ -77,6 +88,12 @@ class GROOVE(BaseModelClass):
     **module_kwargs
         Passed to :class:`groove_sc.module.GROOVEVAE` (``use_batch_norm``, ``use_layer_norm``,
         ``within_epsilon``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a hyperparameter outside its valid range or an unknown option name; the message
+        names the argument, the value and what is valid.
 
     Examples
     --------
@@ -113,6 +130,7 @@ class GROOVE(BaseModelClass):
         pseudo_label_threshold: float | None = None,
         **module_kwargs,
     ):
+        check_model_arguments(**{k: v for k, v in locals().items() if k in _MODEL_ARGS})
         super().__init__(mdata)
         args = self._setup_args
         mods = list(args["modalities"])
@@ -265,6 +283,32 @@ class GROOVE(BaseModelClass):
         manager.register_fields(mdata, **kwargs)
         cls.register_manager(manager)
 
+    @classmethod
+    def load(cls, dir_path: str, adata: MuData | None = None, **kwargs) -> GROOVE:
+        """Load a model saved with :meth:`save` (scvi-tools' ``BaseModelClass.load``).
+
+        Parameters
+        ----------
+        dir_path
+            Folder written by :meth:`save`.
+        adata
+            MuData to attach (set up again with the saved registry); default the saved one.
+        **kwargs
+            Passed to scvi-tools' ``load`` (``accelerator``, ``device``, ``prefix``...).
+
+        Examples
+        --------
+        >>> model = gs.model.GROOVE.load("model_dir", mdata)  # doctest: +SKIP
+
+        """
+        with warnings.catch_warnings():
+            # scvi-tools' load reads the deprecated MuData.mod_names (a FutureWarning of mudata
+            # >= 0.3.4 that the user cannot act on)
+            warnings.filterwarnings(
+                "ignore", message=r".*mod_names is deprecated", category=FutureWarning
+            )
+            return super().load(dir_path, adata=adata, **kwargs)
+
     # ------------------------------------------------------------------ helpers
     @property
     def _setup_args(self) -> dict:
@@ -370,26 +414,30 @@ class GROOVE(BaseModelClass):
         over the processes, and early stopping works. Combinations that cannot work (more
         ``devices`` than CPU cores or visible GPUs, a notebook DDP strategy in a script or a
         script one in a notebook, ``use_distributed_sampler=True``) raise a ``ValueError``
-        before training starts. See the "Training on several GPUs or nodes" page of the
-        documentation.
+        before training starts, as do arguments outside their valid range (``max_epochs=0``,
+        ``batch_size=0``, ``lr <= 0``...; a ``TypeError`` for a wrong type): the message names
+        the argument, the value and the valid range. See the "Training on several GPUs or
+        nodes" page of the documentation.
 
         Parameters
         ----------
         max_epochs
-            Epochs (one epoch = one pass over the largest modality's training cells);
+            Epochs (one epoch = one pass over the largest modality's training cells), >= 1;
             default ``min(400, max(20, round(2e6 / n_cells)))``.
         lr
-            Adam learning rate.
+            Adam learning rate (> 0).
         accelerator, devices
             Lightning device selection; ``"auto"`` uses a GPU when present. ``devices`` may not
             exceed the CPU cores (``accelerator="cpu"``) or the visible GPUs.
         train_size, validation_size
-            Per-modality split fractions.
+            Per-modality split fractions: ``train_size`` in ``(0, 1]``, ``validation_size`` in
+            ``[0, 1)`` (default ``1 - train_size``), their sum at most 1.
         batch_size
             Labeled cells per modality per batch (``groups_per_batch * cells_per_group``) when
-            those are not given.
+            those are not given; >= 1.
         groups_per_batch, cells_per_group
-            Batch composition: the same groups in every modality, ``cells_per_group`` cells each.
+            Batch composition (each >= 1): the same groups in every modality,
+            ``cells_per_group`` cells each.
             Default ``cells_per_group = 8`` (more when there are few groups) and
             ``groups_per_batch = batch_size // cells_per_group``, at most the number of groups.
         early_stopping, early_stopping_monitor, early_stopping_patience
@@ -398,13 +446,14 @@ class GROOVE(BaseModelClass):
         check_val_every_n_epoch
             Validation frequency (1 when early stopping is on).
         n_epochs_kl_warmup
-            Epochs of linear KL warm-up; default ``max_epochs // 4``.
+            Epochs of linear KL warm-up (0: none); default ``max_epochs // 4``.
         seed
             Seed of the data split and batch sampling (``scvi.settings.seed`` when ``None``).
         plan_kwargs
             Passed to :class:`scvi.train.TrainingPlan` (``weight_decay``, ``max_kl_weight``...).
         **trainer_kwargs
             Passed to :class:`scvi.train.Trainer` (``strategy``, ``num_nodes``...).
+            ``log_every_n_steps`` defaults to at most the number of batches per epoch.
 
         Examples
         --------
@@ -417,6 +466,21 @@ class GROOVE(BaseModelClass):
         ...             strategy="ddp_find_unused_parameters_true")  # doctest: +SKIP
 
         """
+        check_train_arguments(
+            max_epochs=max_epochs,
+            lr=lr,
+            devices=devices,
+            train_size=train_size,
+            validation_size=validation_size,
+            batch_size=batch_size,
+            groups_per_batch=groups_per_batch,
+            cells_per_group=cells_per_group,
+            early_stopping=early_stopping,
+            early_stopping_patience=early_stopping_patience,
+            check_val_every_n_epoch=check_val_every_n_epoch,
+            n_epochs_kl_warmup=n_epochs_kl_warmup,
+            seed=seed,
+        )
         strategy = trainer_kwargs.get("strategy")
         check_devices_and_strategy(accelerator, devices, strategy)
         if trainer_kwargs.pop("use_distributed_sampler", False):
@@ -453,7 +517,9 @@ class GROOVE(BaseModelClass):
             seed=seed,
         )
         plan_kwargs = dict(plan_kwargs or {})
-        plan_kwargs.setdefault("n_epochs_kl_warmup", n_epochs_kl_warmup or max(1, max_epochs // 4))
+        if n_epochs_kl_warmup is None:
+            n_epochs_kl_warmup = max(1, max_epochs // 4)
+        plan_kwargs.setdefault("n_epochs_kl_warmup", n_epochs_kl_warmup)
         plan = GrooveTrainingPlan(self.module, lr=lr, **plan_kwargs)
         if early_stopping:
             if datamodule.n_val == 0:
@@ -479,9 +545,14 @@ class GROOVE(BaseModelClass):
         if check_val_every_n_epoch is not None:
             trainer_kwargs["check_val_every_n_epoch"] = check_val_every_n_epoch
         trainer_kwargs.setdefault("enable_checkpointing", False)
+        # Lightning warns when an epoch has fewer batches than the logging interval
+        n_processes = max_processes(devices, strategy, trainer_kwargs.get("num_nodes", 1))
+        trainer_kwargs.setdefault(
+            "log_every_n_steps", log_every_n_steps(datamodule.n_train_batches, n_processes)
+        )
         # the group-balanced sampler shares batches out across DDP processes itself
         trainer_kwargs["use_distributed_sampler"] = False
-        with warnings.catch_warnings():
+        with quiet_lightning(), warnings.catch_warnings():
             # scvi-tools warns under any DDP strategy even when early stopping is on (see above)
             warnings.filterwarnings("ignore", "early_stopping was automatically disabled")
             runner = TrainRunner(
@@ -497,7 +568,8 @@ class GROOVE(BaseModelClass):
             "groups_per_batch": int(groups_per_batch),
             "cells_per_group": int(cells_per_group),
         }
-        return runner()
+        with quiet_lightning():
+            return runner()
 
     # ---------------------------------------------------------------- queries
     def get_latent_representation(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
+import warnings
+from collections.abc import Iterator
 
 import torch
 from lightning.pytorch.strategies import DDPStrategy, Strategy
@@ -89,6 +93,27 @@ def _requested_devices(devices) -> list[int] | int | None:
     if isinstance(devices, int) and devices != -1:
         return devices
     return None
+
+
+def max_processes(devices, strategy: str | Strategy | None, num_nodes: int = 1) -> int:
+    """An upper bound on the number of training processes (1 unless ``strategy`` is DDP).
+
+    Examples
+    --------
+    >>> max_processes(4, "ddp"), max_processes([0, 1], "ddp", num_nodes=2), max_processes(4, None)
+    (4, 4, 1)
+
+    """
+    if not is_ddp(strategy):
+        return 1
+    wanted = _requested_devices(devices)
+    if isinstance(wanted, list):
+        per_node = len(wanted)
+    elif isinstance(wanted, int):
+        per_node = wanted
+    else:  # "auto" / -1: every visible GPU or core
+        per_node = max(torch.cuda.device_count(), os.cpu_count() or 1)
+    return max(1, per_node) * max(1, int(num_nodes or 1))
 
 
 def check_devices_and_strategy(accelerator: str, devices, strategy: str | Strategy | None) -> None:
@@ -188,3 +213,58 @@ class RankZeroEarlyStopping(LoudEarlyStopping):
         """Print the reason for stopping, from rank 0."""
         if trainer.is_global_zero:
             super().teardown(trainer, pl_module, stage)
+
+
+class _DropLitLoggerTip(logging.Filter):
+    """Drop Lightning's advertisement for its ``litlogger`` package (an info record)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in str(record.getMessage())
+
+
+# Loggers through which Lightning's ``rank_zero_info`` writes (whichever module set it last).
+_RANK_ZERO_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning_utilities.core.rank_zero",
+)
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Leave out three notices of Lightning that ask nothing of the user, for one fit only.
+
+    - the "Tip" advertising ``litlogger`` that Lightning logs whenever a Trainer is made;
+    - torch's ``FutureWarning`` "``isinstance(treespec, LeafSpec)`` is deprecated", raised
+      inside Lightning's own ``lightning.pytorch.utilities._pytree`` at every fit (seen with
+      Lightning 2.6.6 and torch 2.13): addressed to Lightning's developers, not to its users;
+    - "The 'train_dataloader' does not have many workers" (machines with more than two
+      cores): GROOVE's loaders read in-memory arrays in the main process on purpose, so
+      dataloader workers would only add start-up and copying costs.
+
+    Everything else (device summary, warnings from other modules) passes through, and the
+    logging filters and warning filters are restored on exit.
+
+    Examples
+    --------
+    >>> with quiet_lightning():  # doctest: +SKIP
+    ...     runner()
+
+    """
+    tip = _DropLitLoggerTip()
+    loggers = [logging.getLogger(name) for name in _RANK_ZERO_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(tip)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore",
+                message=r".*LeafSpec.*is deprecated",
+                category=FutureWarning,
+                module=r"lightning\.pytorch\.utilities\._pytree",
+            )
+            warnings.filterwarnings("ignore", message=r".*does not have many workers")
+            yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(tip)

@@ -9,6 +9,6 @@ Examples
 """
 
 from ._benchmark import benchmark
-from ._matching import group_mass, matching
+from ._matching import group_mass, matching, partner_spread
 
-__all__ = ["benchmark", "group_mass", "matching"]
+__all__ = ["benchmark", "group_mass", "matching", "partner_spread"]

@@ -1,4 +1,4 @@
-"""``pl.matching``: what a coupling joins, by group (heatmap) or cell by cell (embedding)."""
+"""``pl.matching``: what a coupling adds to the labels (partners), by group (heatmap), by cell."""
 
 from __future__ import annotations
 
@@ -64,6 +64,106 @@ def group_mass(mdata: MuData, key: str, groupby: str) -> tuple[np.ndarray, pd.In
 
     mass = onehot(ls, rows).T @ P @ onehot(lt, cols)
     return np.asarray(mass.todense(), dtype=np.float64), rows, cols
+
+
+def partner_spread(mdata: MuData, key: str, groupby: str) -> pd.DataFrame:
+    """Per source cell: over how many target cells its mass spreads, against the labels alone.
+
+    A label-only coupling (uniform within each group, e.g. any aligner on a one-hot encoding of
+    the labels) spreads each source cell's mass evenly over the target cells of its group; a
+    coupling that resolves cells *within* groups concentrates it on a few of them.
+
+    Returns
+    -------
+    DataFrame indexed by the labelled source cells (``obs_names``) with columns
+
+    - ``group``: the cell's ``groupby`` label (categorical, groups in plotting order);
+    - ``partners``: effective number of partners, ``exp(H)`` of the cell's row of the coupling
+      normalised to 1 (``1``: all mass on one target cell; NaN: no mass);
+    - ``label_only``: the same for the label-only coupling, i.e. the number of target cells of
+      the cell's group (NaN when the group is absent from the target);
+    - ``same_group``: share of the cell's mass on target cells of its own group.
+
+    Unlabelled source cells are left out. The coupling is never densified.
+
+    Examples
+    --------
+    >>> df = partner_spread(mdata, "groove_coupling", "perturbation")  # doctest: +SKIP
+    >>> (df["partners"] / df["label_only"]).median()  # doctest: +SKIP
+    0.05
+
+    """
+    source, target = coupling_modalities(mdata, key)
+    P = extract_block(mdata, key, source, target).astype(np.float64).tocsr()
+    P.sum_duplicates()
+    ls, lt = (mdata.mod[m].obs[groupby] for m in (source, target))
+    names = _ordered_groups(ls, lt)
+    gs_, gt = _group_codes(ls, names), _group_codes(lt, names)
+    n_s = P.shape[0]
+    row = np.repeat(np.arange(n_s), np.diff(P.indptr))
+    mass = np.bincount(row, weights=P.data, minlength=n_s)
+    p = np.divide(P.data, mass[row], out=np.zeros_like(P.data), where=mass[row] > 0)
+    plogp = np.zeros_like(p)
+    np.multiply(p, np.log(p, where=p > 0, out=np.zeros_like(p)), out=plogp, where=p > 0)
+    entropy = -np.bincount(row, weights=plogp, minlength=n_s)
+    partners = np.where(mass > 0, np.exp(entropy), np.nan)
+    same = np.bincount(row, weights=p * (gt[P.indices] == gs_[row]), minlength=n_s)
+    same = np.where(mass > 0, same, np.nan)
+    n_target = np.bincount(gt[gt >= 0], minlength=len(names)).astype(np.float64)
+    n_target[n_target == 0] = np.nan
+    keep = gs_ >= 0
+    present = names[np.unique(gs_[keep])]
+    group = pd.Categorical(np.asarray(names)[gs_[keep]], categories=list(present))
+    return pd.DataFrame(
+        {
+            "group": group,
+            "partners": partners[keep],
+            "label_only": n_target[gs_[keep]],
+            "same_group": same[keep],
+        },
+        index=mdata.mod[source].obs_names[keep],
+    )
+
+
+def _partners(mdata, key, groupby, ax, show_labels, max_points, seed, size):
+    source, target = coupling_modalities(mdata, key)
+    df = partner_spread(mdata, key, groupby)
+    groups = list(df["group"].cat.categories)
+    x = df["group"].cat.codes.to_numpy().astype(np.float64)
+    cells = np.flatnonzero(np.isfinite(df["partners"].to_numpy()))
+    rng = np.random.default_rng(seed)
+    shown = np.sort(rng.choice(cells, size=min(max_points, len(cells)), replace=False))
+    jitter = rng.uniform(-0.3, 0.3, size=len(shown))
+    by_group = df.groupby("group", observed=False)
+    median = by_group["partners"].median().reindex(groups).to_numpy()
+    label_only = by_group["label_only"].first().reindex(groups).to_numpy()
+    fig, ax = get_axes(ax, (max(5.0, 2.5 + 0.22 * len(groups)), 4.0))
+    ax.scatter(x[shown] + jitter, df["partners"].to_numpy()[shown], s=size, c="0.6",
+               alpha=0.5, linewidths=0, label=f"one {source} cell")  # fmt: skip
+    pos = np.arange(len(groups))
+    ax.plot(pos, median, "o", color="C0", markersize=6, label="median (this coupling)")
+    ax.plot(pos, label_only, "_", color="C3", markersize=14, markeredgewidth=2.5,
+            label="labels alone (uniform within group)")  # fmt: skip
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="0.3", linewidth=0.8, linestyle=":")
+    if show_labels is None:
+        show_labels = len(groups) <= 60
+    if show_labels:
+        ax.set_xticks(pos, groups, rotation=90, fontsize="small")
+    else:
+        ax.set_xticks([])
+    ax.set_xlim(-0.7, len(groups) - 0.3)
+    ax.set_xlabel(f"{source} cells by {groupby}")
+    ax.set_ylabel(f"{target} cells sharing one {source} cell's mass\n(effective number)")
+    ratio = float(np.nanmedian(df["partners"] / df["label_only"])) if len(cells) else np.nan
+    same = float(np.nanmean(df["same_group"])) if len(cells) else np.nan
+    ax.set_title(
+        f"{key}: a cell's mass spreads over {ratio:.0%} of its group\n"
+        f"(labels alone: 100%); same-group mass {same:.2f}",
+        fontsize="medium",
+    )
+    ax.legend(loc="best", fontsize="small", frameon=False, markerscale=1.5)
+    return fig, ax
 
 
 def _heatmap(mdata, key, groupby, ax, cmap, show_labels, colorbar):
@@ -161,7 +261,7 @@ def matching(
     mdata: MuData,
     key: str = "groove_coupling",
     groupby: str | None = None,
-    kind: Literal["heatmap", "embedding"] = "heatmap",
+    kind: Literal["partners", "heatmap", "embedding"] = "partners",
     ax: Axes | None = None,
     show: bool | None = None,
     return_fig: bool = False,
@@ -176,13 +276,22 @@ def matching(
     show_labels: bool | None = None,
     colorbar: bool = True,
     size: float = 6.0,
+    max_points: int = 2000,
 ) -> Figure | Axes | None:
-    """Plot what a coupling from :func:`groove_sc.tl.align` matches.
+    """Plot what a coupling from :func:`groove_sc.tl.align` matches, beyond the labels.
 
+    - ``kind="partners"`` (default): for each source cell, over how many target cells its
+      mass spreads (the effective number ``exp(H)`` of its normalised row, log scale; one grey
+      point per cell, at most ``max_points``), with each group's median, next to what the
+      labels alone give: a label-only coupling spreads a cell's mass evenly over all target
+      cells of its group (red bars). The further the points lie below the bars, the more the
+      coupling resolves cells *within* groups; the title gives the median share of its group
+      a cell's mass reaches and the share of mass joining equal groups. Values from
+      :func:`groove_sc.pl.partner_spread`.
     - ``kind="heatmap"``: the coupling's mass summed over source group x target group (sparse
       products; the ``n x m`` coupling is never densified), each row normalised to 1: a perfect
-      label-respecting coupling is the identity. The title gives the share of all mass joining
-      equal groups.
+      label-respecting coupling is the identity (and a label-constrained aligner gives it by
+      construction). The title gives the share of all mass joining equal groups.
     - ``kind="embedding"``: a UMAP (scanpy's ``neighbors`` + ``umap``) of the joint latent
       ``use_rep`` over the source and target cells, coloured by modality, with ``n_pairs``
       randomly chosen source cells joined by a segment to the target cell holding most of their
@@ -195,10 +304,10 @@ def matching(
     key
         The coupling's key.
     groupby
-        Group column in both modalities (heatmap); default the coupling's ``groupby``, else
-        ``"perturbation"``.
+        Group column in both modalities (partners, heatmap); default the coupling's
+        ``groupby``, else ``"perturbation"``.
     kind
-        ``"heatmap"`` or ``"embedding"``.
+        ``"partners"``, ``"heatmap"`` or ``"embedding"``.
     ax
         Axes to draw in (default: a new figure).
     show
@@ -220,7 +329,7 @@ def matching(
     n_neighbors
         Neighbours of the UMAP graph.
     seed
-        Seed of the UMAP and of the pair sample.
+        Seed of the UMAP, of the pair sample and of the cells drawn by ``kind="partners"``.
     cmap
         Heatmap colour map.
     show_labels
@@ -228,7 +337,9 @@ def matching(
     colorbar
         Draw the heatmap's colour bar.
     size
-        Point size of the embedding.
+        Point size of the embedding and of the partners plot.
+    max_points
+        Cells drawn as points by ``kind="partners"`` (a random sample; medians use all cells).
 
     Returns
     -------
@@ -239,6 +350,7 @@ def matching(
     >>> gs.tl.align(mdata, "rna", "prot", use_rep="X_groove", method="leot",
     ...             groupby="perturbation", key_added="groove_coupling")  # doctest: +SKIP
     >>> gs.pl.matching(mdata, key="groove_coupling", groupby="perturbation")  # doctest: +SKIP
+    >>> ax = gs.pl.matching(mdata, kind="heatmap", show=False)  # doctest: +SKIP
     >>> ax = gs.pl.matching(mdata, kind="embedding", show=False)  # doctest: +SKIP
 
     """
@@ -246,7 +358,7 @@ def matching(
         raise TypeError(f"pl.matching needs a MuData, got {type(mdata).__name__}.")
     source, target = coupling_modalities(mdata, key)
     check_modalities(mdata, [source, target], "pl.matching")
-    if kind == "heatmap":
+    if kind in ("partners", "heatmap"):
         if groupby is None:
             meta_group = mdata.uns.get(key, {}).get("groupby")
             groupby = meta_group if isinstance(meta_group, str) and meta_group else "perturbation"
@@ -256,9 +368,12 @@ def matching(
                     f"groupby='{groupby}' is not a column of mdata['{m}'].obs; pass a label "
                     "column present in both modalities."
                 )
-        fig, ax = _heatmap(mdata, key, groupby, ax, cmap, show_labels, colorbar)
+        if kind == "partners":
+            fig, ax = _partners(mdata, key, groupby, ax, show_labels, max_points, seed, size)
+        else:
+            fig, ax = _heatmap(mdata, key, groupby, ax, cmap, show_labels, colorbar)
     elif kind == "embedding":
         fig, ax = _embedding(mdata, key, ax, use_rep, basis, n_pairs, n_neighbors, seed, size)
     else:
-        raise ValueError(f"kind must be 'heatmap' or 'embedding', got {kind!r}.")
+        raise ValueError(f"kind must be 'partners', 'heatmap' or 'embedding', got {kind!r}.")
     return finish(fig, ax, f"matching_{kind}", show=show, return_fig=return_fig, save=save)

@@ -12,6 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 from mudata import MuData
 
+from .._mudata import no_pull_on_update
+
 __all__ = ["prepare"]
 
 logger = logging.getLogger(__name__)
@@ -246,7 +248,8 @@ def prepare(
             if recipes.get(m, _default_recipe(m)) == "rna" and batch_key not in mdata[m].obs:
                 raise KeyError(f"batch_key '{batch_key}' is not a column of mdata['{m}'].obs.")
 
-    out = mdata.copy() if copy else mdata
+    with no_pull_on_update():
+        out = mdata.copy() if copy else mdata
     for name in list(out.mod):
         recipe = recipes.get(name, _default_recipe(name))
         adata = out.mod[name]
@@ -271,7 +274,7 @@ def prepare(
             continue
         adata.uns["groove_prepare"] = params
         out.mod[name] = adata
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), no_pull_on_update():
         warnings.filterwarnings("ignore", message=".*var_names.*")
         out.update()
     return out if copy else None

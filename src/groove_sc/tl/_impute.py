@@ -7,10 +7,11 @@ from typing import Any
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
-from .._mudata import check_modalities, extract_block
+from .._mudata import check_modalities, extract_block, no_pull_on_update
 
 
 def _coupling_block(mdata: MuData, key: str, source: str, target: str) -> sp.csr_matrix:
@@ -61,6 +62,8 @@ def impute(
     layer: str | None = None,
     model: Any = None,
     key_added: str | None = None,
+    *,
+    var_suffix: str | None = None,
 ) -> None:
     """Impute the target modality's features for every source cell.
 
@@ -68,12 +71,16 @@ def impute(
     target features: ``x_hat_i = sum_j P_ij y_j / sum_j P_ij`` (barycentric projection, a sparse
     times dense product; the coupling is never densified). The result is a new modality
     ``mdata.mod[key_added]`` whose cells are the source cells (same ``obs_names`` and ``obs``,
-    so MuData treats them as the same cells) and whose features are the target's ``var``:
+    so MuData treats them as the same cells) and whose features are the target's ``var``, named
+    ``f"{target_var_name}:{key_added}"`` (``var_suffix``) so that they do not collide with the
+    target modality's own ``var_names`` in the MuData (the target's names are kept in
+    ``.var["target_var_name"]``):
 
     - ``.X`` and ``.layers["ot"]``: the barycentric projection;
     - ``.layers["decoder"]``: ``model.get_imputed_values(source=source, target=target)`` when a
       model is given (the GROOVE decoder translation);
-    - ``.uns["imputation"]``: source, target, coupling key, layer, number of unmatched cells.
+    - ``.uns["imputation"]``: source, target, coupling key, layer, number of unmatched cells,
+      the ``var_suffix``.
 
     Source cells with no mass in the coupling (e.g. left out of a label-constrained alignment)
     get NaN rows, with a warning that counts them: there is no transported profile for them.
@@ -95,6 +102,10 @@ def impute(
         Optional trained model with ``get_imputed_values(source=..., target=...)``.
     key_added
         Name of the new modality (default ``f"{target}_imputed"``); replaced if it exists.
+    var_suffix
+        Appended to the target's ``var_names`` to name the imputed features; default
+        ``f":{key_added}"`` (``"CD4"`` -> ``"CD4:prot_imputed"``). ``""`` keeps the target's
+        names; MuData then warns that ``var_names`` are not unique across modalities.
 
     Examples
     --------
@@ -102,6 +113,8 @@ def impute(
     >>> gs.tl.impute(mdata, "rna", "prot", coupling_key="groove_coupling")  # doctest: +SKIP
     >>> mdata["prot_imputed"].shape == (mdata["rna"].n_obs, mdata["prot"].n_vars)  # doctest: +SKIP
     True
+    >>> mdata["prot_imputed"].var_names[0], mdata["prot"].var_names[0]  # doctest: +SKIP
+    ('CD4:prot_imputed', 'CD4')
 
     """
     check_modalities(mdata, [source, target], "groove_sc.tl.impute")
@@ -134,7 +147,11 @@ def impute(
             UserWarning,
             stacklevel=2,
         )
-    imputed = ad.AnnData(X=projected, obs=src.obs.copy(), var=tgt.var.copy())
+    var = tgt.var.copy()
+    var["target_var_name"] = np.asarray(tgt.var_names, dtype=str)
+    suffix = f":{key_added}" if var_suffix is None else str(var_suffix)
+    var.index = pd.Index([f"{name}{suffix}" for name in tgt.var_names])
+    imputed = ad.AnnData(X=projected, obs=src.obs.copy(), var=var)
     imputed.layers["ot"] = projected.copy()
     if model is not None:
         decoded = np.asarray(model.get_imputed_values(source=source, target=target))
@@ -152,9 +169,8 @@ def impute(
         "layer": "X" if layer is None else layer,
         "n_unmatched": int(empty.sum()),
         "decoder": model is not None,
+        "var_suffix": suffix,
     }
     mdata.mod[key_added] = imputed
-    with warnings.catch_warnings():
-        # the imputed modality shares the target's var_names by design
-        warnings.filterwarnings("ignore", message="Cannot join columns with the same name")
+    with no_pull_on_update():
         mdata.update()
