@@ -54,6 +54,8 @@ SUBSAMPLE = 2048
 MAX_PASSES = 500
 #: Cap of the over-relaxation of exact passes.
 OMEGA_MAX_PASS = 1.8
+#: Exact passes are over-relaxed once their error is below this (and decreasing).
+OMEGA_FROM = 1e-2
 #: Largest number of (exact pass + sparse phase) rounds of one solve.
 MAX_ROUNDS = 8
 #: Absorb scalings into the potentials once ``|log u|`` or ``|log v|`` exceeds this.
@@ -154,6 +156,32 @@ class FactoredCost:
         if self.nonneg:
             np.maximum(C, 0.0, out=C)
         return C
+
+    def logit_factors(
+        self, eps: float, col_term: np.ndarray, row_shift: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Factors ``A, B^T`` with ``(A @ B^T)_ij = col_term_j - C_ij / eps - row_shift_i``.
+
+        One matrix product then gives a chunk of Sinkhorn logits, with no further pass over the
+        chunk (the clip of ``nonneg`` costs at 0 is not applied: it only removes rounding).
+
+        Examples
+        --------
+        >>> A, BT = cost.logit_factors(0.1, np.zeros(cost.shape[1]))  # doctest: +SKIP
+
+        """
+        dt = np.dtype(self.dtype)
+        n, m = self.shape
+        shift = np.zeros(n) if row_shift is None else row_shift
+        A = np.empty((n, self.P.shape[1] + 2), dtype=dt)
+        A[:, :-2] = self.P / dt.type(eps)
+        A[:, -2] = -(self.alpha.astype(np.float64) / eps + shift)
+        A[:, -1] = 1.0
+        BT = np.empty((self.P.shape[1] + 2, m), dtype=dt)
+        BT[:-2] = -self._QT
+        BT[-2] = 1.0
+        BT[-1] = np.asarray(col_term, dtype=np.float64) - self.beta.astype(np.float64) / eps
+        return A, BT
 
     def pairs(self, r: np.ndarray, c: np.ndarray) -> np.ndarray:
         """Cost at the pairs ``(r[k], c[k])`` (float64).
@@ -348,16 +376,17 @@ def _exact_pass(
     prune: float,
     stat_factors: tuple[np.ndarray, np.ndarray] | None,
     collect: bool,
+    shifted: bool = False,
 ) -> _PassResult:
     """One exact Sinkhorn iteration over the block, streamed by row chunks (see module doc).
 
     ``omega`` over-relaxes both updates (``1`` for the stored pass, whose rows are exact);
     ``support_mass=None`` skips the support; ``collect`` stores the sparsified rows (and the
-    statistic).
+    statistic). ``shifted``: the input ``f`` is a Sinkhorn potential, so ``-f / eps``
+    stabilises the exponentials without a row maximum (rows where it does not are redone).
     """
     n, m = cost.shape
     dt = np.dtype(cost.dtype)
-    gl = (g / eps + np.log(b)).astype(dt)
     f_new = np.empty(n)
     colsum = np.zeros(m)
     row_err = 0.0
@@ -377,24 +406,43 @@ def _exact_pass(
     buf = np.empty((min(step, n), m), dtype=dt)
     work = np.empty_like(buf) if want_support or collect else None
     mask = np.empty(buf.shape, dtype=bool) if want_support or collect else None
+    # logits L_ij = (g_j - C_ij) / eps + log b_j - shift_i from one matrix product per chunk;
+    # shift_i: the row's log-sum from the input potentials, or (cold) the row maximum
+    shift = None if not shifted else -f / (fi * eps)
+    A, BT = cost.logit_factors(eps, g / eps + np.log(b), shift)
     for s in range(0, n, step):
         e = min(n, s + step)
-        L = cost.rows(s, e, out=buf[: e - s])
-        L *= dt.type(-1.0 / eps)
-        L += gl[None, :]
-        mx = L.max(axis=1).astype(np.float64)
-        L -= mx.astype(dt)[:, None]
-        np.exp(L, out=L)
+        L = np.matmul(A[s:e], BT, out=buf[: e - s])
+        if shift is None:
+            base = L.max(axis=1).astype(np.float64)
+            L -= base.astype(dt)[:, None]
+        else:
+            base = shift[s:e]
+        with np.errstate(over="ignore"):
+            np.exp(L, out=L)
         rs = L.sum(axis=1).astype(np.float64)
-        lse = mx + np.log(rs)
+        bad = ~np.isfinite(rs) | (rs <= 0)
+        if bad.any():  # the shift was off by too much for this dtype: use the row maximum
+            rows = np.flatnonzero(bad)
+            Lb = A[s + rows] @ BT
+            mxb = Lb.max(axis=1)
+            np.exp(Lb - mxb[:, None], out=Lb)
+            L[rows] = Lb
+            base = base.copy()  # Lb carried the shift: add it back
+            base[rows] = mxb if shift is None else mxb + shift[s + rows]
+            rs[rows] = Lb.sum(axis=1)
+        lse = base + np.log(rs)
         a_c, f_c = a[s:e], f[s:e]
         with np.errstate(over="ignore"):
             row_err += float(np.abs(a_c * np.exp(f_c / eps + lse) - a_c).sum())
         f_sk = -fi * eps * lse
         f_new[s:e] = f_sk if omega == 1.0 else f_c + omega * (f_sk - f_c)
-        w = a_c * np.exp(mx + f_new[s:e] / eps)
-        L *= w.astype(dt)[:, None]  # the plan's rows
+        w = (a_c * np.exp(base + f_new[s:e] / eps)).astype(dt)
         total = w * rs
+        if not (collect or want_support):
+            colsum += (w @ L).astype(np.float64)
+            continue
+        L *= w[:, None]  # the plan's rows
         colsum += L.sum(axis=0).astype(np.float64)
         if stat is not None:
             stat += left[s:e].T.astype(np.float64) @ (L @ right).astype(np.float64)
@@ -461,14 +509,23 @@ def _exact_pass(
 
 
 def _subsample_potentials(
-    cost: FactoredCost, a: np.ndarray, b: np.ndarray, eps: float, tol: float, max_iter: int
-) -> np.ndarray:
+    cost: FactoredCost,
+    a: np.ndarray,
+    b: np.ndarray,
+    eps: float,
+    tol: float,
+    max_iter: int,
+    support_mass: float,
+    support_max: int,
+) -> tuple[np.ndarray, float]:
     """Column potentials from a subsampled problem, extended to every column by a c-transform.
 
     A random subset of ``SUBSAMPLE`` rows and columns (uniform masses, same total) is solved
     dense; ``g_j = -eps log sum_{i in S} a'_i exp((f'_i - C_ij) / eps)`` then gives every
     column's potential. When plans spread over many cells the potentials are smooth, and this
-    start leaves few exact passes to the full problem.
+    start leaves few exact passes to the full problem. Also returns the share of rows whose
+    support (entries holding ``support_mass`` of the row), scaled from the subsample to all
+    columns, exceeds ``support_max``: whether the plan is spread out.
     """
     from ._backend import resolve_backend
     from ._sinkhorn import sinkhorn_padded
@@ -490,7 +547,12 @@ def _subsample_potentials(
         eps_scaling=3,
     )  # fmt: skip
     f_sub = ops.to_numpy(out.f[0]).astype(np.float64)
+    plan = -np.sort(-ops.to_numpy(out.plan[0]).astype(np.float64), axis=1)
     del C, out
+    need = support_mass * plan.sum(axis=1, keepdims=True)
+    counts = ((np.cumsum(plan, axis=1) - plan) < need).sum(axis=1) * (m / len(ti))
+    spread = float((counts > support_max).mean())
+    del plan
     # c-transform over the subsampled rows: one streamed pass over m x |S|
     back = FactoredCost(cost.beta, cost.alpha[si], -cost._QT.T, cost.P[si], cost.nonneg, cost.dtype)
     fl = (f_sub / eps + np.log(a_sub[0])).astype(np.dtype(cost.dtype))
@@ -504,7 +566,7 @@ def _subsample_potentials(
         L -= mx.astype(L.dtype)[:, None]
         np.exp(L, out=L)
         g[s : s + step] = -eps * (mx + np.log(L.sum(axis=1).astype(np.float64)))
-    return g
+    return g, spread
 
 
 def _support(
@@ -755,9 +817,22 @@ def solve_stream(
         stat_factors=stat_factors,
     )  # fmt: skip
     support_mass = 1.0 - SUPPORT_SLACK * tol_eff
-    res = _exact_pass(cost, a, b, f, g, eps, fi, support_mass=support_mass, collect=not cold, **kw)
-    passes, iters, support_size = 1, 1, 0
-    diffuse = res.saturated > DIFFUSE_ROWS
+    passes, iters, support_size = 0, 0, 0
+    warm = not cold
+    if cold and reg_m is None:
+        # a subsampled solve: column potentials, and whether the plan is spread out
+        g, spread = _subsample_potentials(
+            cost, a, b, eps, tol_eff, max_iter, support_mass, support_max
+        )
+        diffuse = spread > DIFFUSE_ROWS
+        res = _PassResult(f, g, np.inf, None, None, None, None, 0.0, None)
+    if not (cold and reg_m is None and diffuse):
+        res = _exact_pass(
+            cost, a, b, f, g, eps, fi, support_mass=support_mass, collect=warm, shifted=warm,
+            **kw,
+        )  # fmt: skip
+        passes, iters = 1, 1
+        diffuse = res.saturated > DIFFUSE_ROWS
     if not diffuse and res.error >= tol_eff:
         # sharp plans: sparse phases on the support, checked by exact passes
         sup_r, sup_c = res.support
@@ -775,8 +850,9 @@ def solve_stream(
             stages = 0
             iters += its
             res = _exact_pass(
-                cost, a, b, f, g, eps, fi, support_mass=support_mass, collect=True, **kw
-            )
+                cost, a, b, f, g, eps, fi, support_mass=support_mass, collect=True,
+                shifted=True, **kw,
+            )  # fmt: skip
             passes += 1
             iters += 1
             if res.error < tol_eff:
@@ -788,29 +864,32 @@ def solve_stream(
             sup_r = np.concatenate([sr, res.support[0]])
             sup_c = np.concatenate([sc, res.support[1]])
     if diffuse and res.error >= tol_eff:
-        # spread-out plans: exact passes (over-relaxed), from a subsampled solve when cold
+        # spread-out plans: exact passes (over-relaxed), from the subsampled solve when cold
         f, g = res.f, res.g
-        if cold and reg_m is None:
-            g = _subsample_potentials(cost, a, b, eps, tol_eff, max_iter)
-            f = np.zeros(n)
-        om, prev, locked = 1.0, np.inf, False
+        om, prev, prev2, locked, trusted = 1.0, np.inf, np.inf, False, passes > 0 or warm
         for _ in range(MAX_PASSES):
-            step_res = _exact_pass(cost, a, b, f, g, eps, fi, omega=om, support_mass=None,
-                                   collect=False, **kw)  # fmt: skip
+            step_res = _exact_pass(
+                cost, a, b, f, g, eps, fi, omega=om, support_mass=None, collect=False,
+                shifted=trusted, **kw,
+            )  # fmt: skip
+            trusted = True
             passes += 1
             iters += 1
             err = step_res.error
             if not np.isfinite(err) or (om > 1.0 and err > GROWTH_LIMIT * prev):
-                om, locked, prev = 1.0, True, np.inf  # roll back this pass
+                om, locked, prev, prev2 = 1.0, True, np.inf, np.inf  # roll back this pass
                 continue
             if err < tol_eff:
                 break
-            if not locked and om == 1.0 and err < 1e-2 and err < prev:
-                theta = min(err / prev, 0.99)
+            if not locked and om == 1.0 and err < OMEGA_FROM and err < prev < prev2:
+                # plain Sinkhorn's rate from the last two ratios -> over-relaxation
+                theta = min(max(err / prev, prev / prev2), 0.99)
                 om = min(2.0 / (1.0 + np.sqrt(1.0 - theta)), OMEGA_MAX_PASS)
-            prev = err
+            prev, prev2 = err, prev
             f, g = step_res.f, step_res.g
-        res = _exact_pass(cost, a, b, f, g, eps, fi, support_mass=None, collect=True, **kw)
+        res = _exact_pass(
+            cost, a, b, f, g, eps, fi, support_mass=None, collect=True, shifted=True, **kw
+        )
         passes += 1
     return StreamOutput(
         rows=res.rows, cols=res.cols, vals=res.vals, dropped=res.dropped, f=res.f, g=res.g,
