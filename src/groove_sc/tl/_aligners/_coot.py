@@ -70,8 +70,8 @@ def solve_coot(
     """
     keep_mass, max_per_row = check_sparsity(keep_mass, max_per_row)
     stream_above = check_stream_above(stream_above, problem.ops.stream_above)
-    largest = int((layout.source_sizes * layout.target_sizes).max())
-    with problem.ops.blas_threads_for(min(largest, stream_above)):
+    # BLAS threads for the dense blocks (the streamed ones use one thread, see _stream.py)
+    with problem.ops.blas_threads_for(layout.largest_dense(stream_above)):
         return _solve_coot(
             problem, layout, group_mass, epsilon_feature=epsilon_feature, tol=tol,
             max_iter=max_iter, inner_tol=inner_tol, inner_max_iter=inner_max_iter, prune=prune,

@@ -189,6 +189,19 @@ class GroupLayout:
         """
         return self.source_sizes * self.target_sizes > stream_above
 
+    def largest_dense(self, stream_above: int) -> int:
+        """Pairs of the largest block not solved streamed (0 if every block is).
+
+        Examples
+        --------
+        >>> layout.largest_dense(2**24)  # doctest: +SKIP
+        40000
+
+        """
+        pairs = self.source_sizes * self.target_sizes
+        pairs = pairs[pairs <= stream_above]
+        return int(pairs.max()) if len(pairs) else 0
+
     def chunks(
         self, entry_bytes: int, budget_bytes: int, ids: np.ndarray | None = None
     ) -> Iterator[np.ndarray]:

@@ -92,7 +92,8 @@ def _solve_blocks(
     stream_above = check_stream_above(stream_above, ops.stream_above)
     if solver not in ("batched", "pot"):
         raise ValueError(f"solver must be 'batched' or 'pot', got {solver!r}.")
-    largest = int((layout.source_sizes * layout.target_sizes).max())
+    # BLAS threads for the dense blocks (the streamed ones use one thread, see _stream.py)
+    largest = layout.largest_dense(stream_above if solver == "batched" else 2**63 - 1)
     with ops.blas_threads_for(largest):
         return _solve_chunks(
             problem, layout, a_cells, b_cells, eps_rel, reg_m=reg_m, tol=tol,

@@ -30,6 +30,7 @@ plus one row chunk.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -410,6 +411,7 @@ def _exact_pass(
     # shift_i: the row's log-sum from the input potentials, or (cold) the row maximum
     shift = None if not shifted else -f / (fi * eps)
     A, BT = cost.logit_factors(eps, g / eps + np.log(b), shift)
+    floor = dt.type(np.log(np.finfo(dt).tiny))
     for s in range(0, n, step):
         e = min(n, s + step)
         L = np.matmul(A[s:e], BT, out=buf[: e - s])
@@ -418,6 +420,8 @@ def _exact_pass(
             L -= base.astype(dt)[:, None]
         else:
             base = shift[s:e]
+        # below EXP_FLOOR the exponentials would be subnormal: slow on CPUs, and negligible
+        np.maximum(L, floor, out=L)
         with np.errstate(over="ignore"):
             np.exp(L, out=L)
         rs = L.sum(axis=1).astype(np.float64)
@@ -801,6 +805,46 @@ def solve_stream(
     >>> out = solve_stream(cost, np.full(n, 1 / n), np.full(m, 1 / n), 0.05)  # doctest: +SKIP
 
     """
+    # the chunk products are small: one BLAS thread avoids synchronisation, which costs
+    # several times the work when other processes share the cores
+    with _one_blas_thread():
+        return _solve_stream(
+            cost, a, b, eps, reg_m=reg_m, tol=tol, max_iter=max_iter, eps_scaling=eps_scaling,
+            omega=omega, f=f, g=g, keep_mass=keep_mass, max_per_row=max_per_row, prune=prune,
+            stat_factors=stat_factors, column_nearest=column_nearest, support_max=support_max,
+            max_rounds=max_rounds,
+        )  # fmt: skip
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _solve_stream(
+    cost: FactoredCost,
+    a: np.ndarray,
+    b: np.ndarray,
+    eps: float,
+    *,
+    reg_m: float | None,
+    tol: float,
+    max_iter: int,
+    eps_scaling: int,
+    omega: float | str,
+    f: np.ndarray | None,
+    g: np.ndarray | None,
+    keep_mass: float,
+    max_per_row: int | None,
+    prune: float,
+    stat_factors: tuple[np.ndarray, np.ndarray] | None,
+    column_nearest: np.ndarray | None,
+    support_max: int | None,
+    max_rounds: int,
+) -> StreamOutput:
     n, m = cost.shape
     support_max = SUPPORT_MAX if support_max is None else support_max
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
