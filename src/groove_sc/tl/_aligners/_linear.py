@@ -21,7 +21,7 @@ from ._groups import (
 from ._problem import AlignProblem, relative_epsilon
 from ._registry import AlignResult, register_aligner
 from ._sinkhorn import marginal_errors, sinkhorn_padded
-from ._stream import SUPPORT_COLUMN, FactoredCost, solve_stream
+from ._stream import FactoredCost, solve_stream
 
 #: Default epsilon relative to the largest cost on the solved support (Perturb-OT's default).
 DEFAULT_EPSILON = 5e-3
@@ -133,9 +133,8 @@ def _solve_chunks(
     for gid in np.flatnonzero(streamed):
         si, ti = layout.source_index[gid], layout.target_index[gid]
         cost = FactoredCost.sqeuclidean(xs[si], xt[ti], dtype=ops.dtype)
-        block_max, nearest = cost.transpose().max_and_nearest(SUPPORT_COLUMN)
-        cmax = max(cmax, block_max)
-        large[gid] = (cost, nearest)
+        cmax = max(cmax, cost.max())
+        large[gid] = cost
     scale = cmax if cmax > 0 else 1.0
     eps = eps_rel * scale
     reg_m_abs = None if reg_m is None else reg_m * scale
@@ -173,12 +172,12 @@ def _solve_chunks(
         del plan
     del chunks
     n_passes = 0
-    for gid, (cost, nearest) in large.items():
+    for gid, cost in large.items():
         si, ti = layout.source_index[gid], layout.target_index[gid]
         out = solve_stream(
             cost, a_cells[gid], b_cells[gid], eps, reg_m=reg_m_abs, tol=tol, max_iter=max_iter,
             eps_scaling=eps_scaling, omega=omega, keep_mass=keep_mass,
-            max_per_row=max_per_row, prune=prune, column_nearest=nearest,
+            max_per_row=max_per_row, prune=prune,
         )  # fmt: skip
         builder.add_sparse(si[out.rows], ti[out.cols], out.vals, out.dropped)
         n_iter[gid], error[gid], converged[gid] = out.n_iter, out.error, out.converged

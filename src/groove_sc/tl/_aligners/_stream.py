@@ -4,28 +4,33 @@ A group with many cells on both sides (the control group of a screen: 11k x 11k 
 cells per modality, 20k x 20k at 200k) would need several ``n x m`` matrices in the padded
 batched solver (:mod:`._sinkhorn`). Here its cost is kept factorised,
 
-    C_ij = alpha_i + beta_j - P_i . Q_j        (rank r: d + 2 for squared Euclidean costs),
+    C_ij = alpha_i + beta_j - P_i . Q_j        (rank r: d for squared Euclidean costs),
 
-and only row chunks of ``C`` (a few MB) ever exist. The plan
+and only row chunks of the logits (a few MB) ever exist. The plan
 ``T_ij = a_i b_j exp((f_i + g_j - C_ij) / eps)`` (POT's ``reg_type="kl"`` convention, as in
-:mod:`._sinkhorn`) is found in rounds:
+:mod:`._sinkhorn`) is found with two kinds of steps:
 
-1. **Exact pass** (:func:`_exact_pass`): one Sinkhorn iteration on the full block, streamed over
-   row chunks: the row potentials ``f`` are updated by a row-wise logsumexp, the column sums of
-   the updated plan are accumulated, then ``g`` is updated. The pass measures the exact L1
-   marginal error (the stopping rule of the padded solver), and collects from the plan's rows
-   their largest entries (the stored coupling, :func:`.sparsify_rows`), each row's ``k``
-   largest and each column's ``k`` largest entries (the *support* of the next round) and,
-   for Gromov-Wasserstein and COOT, the statistic ``L^T T R`` their next cost needs.
-2. **Sparse phase** (:func:`sparse_sinkhorn`): log-stabilised Sinkhorn restricted to the
-   support (kernel truncation, Schmitzer 2019), warm-started from the potentials, with epsilon
-   scaling and adaptive over-relaxation as in the padded solver. Each iteration costs two
-   sparse matrix-vector products over ``O((n + m) k)`` entries instead of ``O(n m)``.
+- **Exact pass** (:func:`_exact_pass`): one Sinkhorn iteration on the full block, streamed over
+  row chunks (one matrix product on augmented factors gives a chunk's logits): the row
+  potentials ``f`` are updated by a row-wise logsumexp, the column sums of the updated plan are
+  accumulated, then ``g`` is updated (both optionally over-relaxed). The pass measures the exact
+  L1 marginal error (the stopping rule of the padded solver) and can collect each row's largest
+  entries holding all but ``SUPPORT_SLACK * tol`` of its mass (the *support* of a sparse
+  phase), the stored rows (:func:`.sparsify_rows`) and, for Gromov-Wasserstein and COOT, the
+  statistic ``L^T T R`` their next cost needs.
+- **Sparse phase** (:func:`sparse_sinkhorn`): log-stabilised Sinkhorn restricted to the support
+  (kernel truncation, Schmitzer 2019), with epsilon scaling and adaptive over-relaxation as in
+  the padded solver; two sparse matrix-vector products per iteration.
 
-Rounds repeat (the support growing by the entries the exact pass found) until the exact pass
-reports an error below ``tol``; the plan stored is that pass's (exact row marginals). With
-``tol`` met, the result is the dense solver's up to ``tol``; memory is ``O((n + m)(r + k))``
-plus one row chunk.
+A cold start first solves a random subsample of ``SUBSAMPLE`` rows and columns densely; a
+c-transform extends its potentials to every column, and its plan tells how spread out the full
+plan is. **Sharp plans** (rows hold their mass in few entries) alternate sparse phases and
+exact passes, the support growing by what each exact pass finds, until an exact pass meets
+``tol``. **Spread-out plans** (more than ``DIFFUSE_ROWS`` of the rows need over ``SUPPORT_MAX``
+entries: the usual case for a control group at the default epsilon) run over-relaxed exact
+passes from the subsampled start until one meets ``tol``. Either way the stored rows come from
+a final exact pass with exact row marginals, so the result is the dense solver's up to ``tol``;
+memory is ``O((n + m)(r + k))`` plus one row chunk.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import scipy.sparse as sp
 STREAM_CHUNK_ENTRIES = 2**22
 #: Entries per row of the sparse phase's support: each row's largest entries holding all but
 #: ``SUPPORT_SLACK * tol`` of its mass, at most ``SUPPORT_MAX`` (searched among the
-#: ``SUPPORT_FIRST`` largest first); every column also contributes its largest entry.
+#: ``SUPPORT_FIRST`` largest first).
 SUPPORT_FIRST = 512
 SUPPORT_MAX = 1024
 SUPPORT_SLACK = 0.25
@@ -301,7 +306,7 @@ class _PassResult:
     f: np.ndarray
     g: np.ndarray
     error: float
-    support: tuple[np.ndarray, np.ndarray]
+    support: tuple[np.ndarray, np.ndarray] | None
     rows: np.ndarray | None
     cols: np.ndarray | None
     vals: np.ndarray | None
@@ -787,8 +792,8 @@ def solve_stream(
         ``(L, R)``: also return ``L^T T R`` of the stored pass's full plan ``T``.
     column_nearest
         ``(m, k)``: for every column, rows of its smallest costs (from
-        :meth:`FactoredCost.max_and_nearest` of the transposed cost), added to the first
-        support; computed here on a cold start (``f`` and ``g`` not given) when omitted.
+        :meth:`FactoredCost.max_and_nearest` of the transposed cost), added to the support of
+        sharp plans; computed here when needed and not given (and returned for reuse).
     support_max
         Largest number of entries per row in the sparse phase's support (each row's largest
         entries holding all but ``0.25 * tol`` of its mass); default ``SUPPORT_MAX``.
@@ -852,8 +857,6 @@ def _solve_stream(
     floor = 50 * float(np.finfo(np.dtype(cost.dtype)).eps)
     tol_eff = max(tol, floor) if reg_m is None else tol
     cold = f is None
-    if cold and column_nearest is None:
-        column_nearest = cost.transpose().max_and_nearest(SUPPORT_COLUMN)[1]
     f = np.zeros(n) if f is None else np.asarray(f, dtype=np.float64)
     g = np.zeros(m) if g is None else np.asarray(g, dtype=np.float64)
     kw = dict(
@@ -878,11 +881,12 @@ def _solve_stream(
         passes, iters = 1, 1
         diffuse = res.saturated > DIFFUSE_ROWS
     if not diffuse and res.error >= tol_eff:
-        # sharp plans: sparse phases on the support, checked by exact passes
-        sup_r, sup_c = res.support
-        if column_nearest is not None:
-            sup_r = np.concatenate([sup_r, column_nearest.ravel()])
-            sup_c = np.concatenate([sup_c, np.repeat(np.arange(m), column_nearest.shape[1])])
+        # sharp plans: sparse phases on the support, checked by exact passes; every column
+        # also gets its cheapest rows, so that no column is left without support
+        if column_nearest is None:
+            column_nearest = cost.transpose().max_and_nearest(SUPPORT_COLUMN)[1]
+        sup_r = np.concatenate([res.support[0], column_nearest.ravel()])
+        sup_c = np.concatenate([res.support[1], np.repeat(np.arange(m), column_nearest.shape[1])])
         stages = eps_scaling if cold else 0
         for _ in range(max_rounds):
             sr, sc, C = _support(cost, sup_r, sup_c)
