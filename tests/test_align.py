@@ -64,8 +64,10 @@ def rep(mdata, mod, key="X_groove"):
     return np.asarray(mdata[mod].obsm[key], dtype=np.float64)
 
 
-TIGHT = {"dtype": "float64"}
-TIGHT_GW = {"dtype": "float64", "tol": 1e-10, "inner_tol": 1e-11, "max_iter": 2000}
+# comparisons of whole couplings store every entry (no sparsification by mass or per-row cap)
+FULL = {"keep_mass": 1.0, "max_per_row": None}
+TIGHT = {"dtype": "float64", **FULL}
+TIGHT_GW = {"dtype": "float64", "tol": 1e-10, "inner_tol": 1e-11, "max_iter": 2000, **FULL}
 POT_GW = {"tol": 1e-13, "max_iter": 5000, "stopThr": 1e-13, "numItermax": 100_000}
 
 
@@ -111,7 +113,7 @@ def test_unknown_method_lists_valid_ones(mdata):
     [("numpy", "float64", 1e-5), ("torch", "float64", 1e-5), ("torch", "float32", 1e-3)],
 )
 def test_leot_equals_pot_per_group(mdata, backend, dtype, rtol):
-    gs.tl.align(mdata, "rna", "prot", method="leot", backend=backend, dtype=dtype, tol=1e-9)
+    gs.tl.align(mdata, "rna", "prot", method="leot", backend=backend, dtype=dtype, tol=1e-9, **FULL)
     meta = mdata.uns["groove_coupling"]
     eps = meta["parameters"]["epsilon"]
     P = block(mdata)
@@ -133,7 +135,7 @@ def test_leot_equals_pot_per_group(mdata, backend, dtype, rtol):
 
 
 def test_leot_marginals_and_block_diagonal(mdata):
-    gs.tl.align(mdata, "rna", "prot", method="leot", tol=1e-6, dtype="float64")
+    gs.tl.align(mdata, "rna", "prot", method="leot", tol=1e-6, **TIGHT)
     P = block(mdata)
     gs_, gt = groups(mdata, "rna"), groups(mdata, "prot")
     assert P[gs_[:, None] != gt[None, :]].sum() == 0
@@ -276,8 +278,8 @@ def test_egwl_keeps_more_mass_within_groups_than_egw_all():
 def test_coot_equals_pot(mdata):
     use_rep = {"rna": "X_groove", "prot": "X_own"}
     gs.tl.align(
-        mdata, "rna", "prot", method="coot", use_rep=use_rep, dtype="float64", tol=1e-10,
-        inner_tol=1e-11, max_iter=500,
+        mdata, "rna", "prot", method="coot", use_rep=use_rep, tol=1e-10, inner_tol=1e-11,
+        max_iter=500, **TIGHT,
     )  # fmt: skip
     meta = mdata.uns["groove_coupling"]
     es, ef = meta["parameters"]["epsilon"], meta["parameters"]["epsilon_feature"]
@@ -291,6 +293,7 @@ def test_coot_equals_pot(mdata):
 
 def test_cootl_block_diagonal_and_single_group_equals_coot(mdata):
     kw = {"use_rep": {"rna": "X_groove", "prot": "X_own"}, "tol": 1e-10, "inner_tol": 1e-11}
+    kw.update(FULL)
     gs.tl.align(mdata, "rna", "prot", method="cootl", dtype="float64", **kw)
     P = block(mdata)
     gs_, gt = groups(mdata, "rna"), groups(mdata, "prot")
@@ -406,7 +409,7 @@ def test_copy_leaves_input_untouched(mdata):
 
 
 def test_torch_backend_matches_numpy_for_egwl(mdata):
-    kw = {"method": "egwl", "use_rep": {"rna": "X_groove", "prot": "X_own"}, "dtype": "float64"}
+    kw = {"method": "egwl", "use_rep": {"rna": "X_groove", "prot": "X_own"}, **TIGHT}
     gs.tl.align(mdata, "rna", "prot", backend="numpy", key_added="np", **kw)
     gs.tl.align(mdata, "rna", "prot", backend="torch", key_added="pt", **kw)
     assert abs(mdata.obsp["np"] - mdata.obsp["pt"]).max() < 1e-10
@@ -481,3 +484,120 @@ def test_non_convergence_warns(mdata):
         warnings.simplefilter("error")
         with pytest.raises(UserWarning, match="did not converge"):
             gs.tl.align(mdata, "rna", "prot", method="leot", max_iter=2)
+
+
+# --- sparse storage and streamed large groups ----------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["leot", "egwl", "uot", "cootl"])
+def test_sparsified_coupling_keeps_row_marginals_and_reports_dropped_mass(mdata, method):
+    kw = {"use_rep": {"rna": "X_groove", "prot": "X_own"}} if method in ("egwl", "cootl") else {}
+    gs.tl.align(mdata, "rna", "prot", method=method, key_added="full", **FULL, **kw)
+    gs.tl.align(
+        mdata, "rna", "prot", method=method, key_added="sparse", keep_mass=0.9, max_per_row=3,
+        **kw,
+    )  # fmt: skip
+    full, sparse = block(mdata, "full"), block(mdata, "sparse")
+    assert ((sparse > 0).sum(1) <= 3).all()
+    assert np.isclose(sparse.sum(), 1.0)
+    # every row keeps its mass: the kept entries are rescaled, not dropped
+    np.testing.assert_allclose(sparse.sum(1), full.sum(1), rtol=1e-6)
+    # the kept entries are each row's largest, in the same proportions as in the full plan
+    for i in range(full.shape[0]):
+        kept = np.flatnonzero(sparse[i])
+        order = np.argsort(-full[i])
+        assert set(kept) == set(order[: len(kept)])
+        ratio = sparse[i, kept] / full[i, kept]
+        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-6)
+    # the reported dropped mass is the mass of the entries that were not kept
+    dropped = full[sparse == 0].sum() / full.sum()
+    meta = mdata.uns["sparse"]
+    assert meta["convergence"]["dropped_mass"] == pytest.approx(dropped, rel=1e-6)
+    assert meta["parameters"]["keep_mass"] == 0.9 and meta["parameters"]["max_per_row"] == 3
+    assert mdata.uns["full"]["convergence"]["dropped_mass"] < 1e-9
+
+
+def test_default_sparsity_bounds_entries_per_row():
+    data = make_blobs(sizes_s=(300, 20), sizes_t=(280, 25), d=3, seed=1)
+    gs.tl.align(data, "rna", "prot", method="leot", epsilon=0.05)  # a spread-out plan
+    P = data.obsp["groove_coupling"]
+    meta = data.uns["groove_coupling"]
+    assert meta["parameters"]["keep_mass"] == 0.99 and meta["parameters"]["max_per_row"] == 100
+    assert np.diff(P.indptr).max() == 100
+    assert 0.01 < meta["convergence"]["dropped_mass"] < 0.5
+    gs.tl.align(data, "rna", "prot", method="leot", epsilon=0.05, key_added="full", **FULL)
+    np.testing.assert_allclose(block(data).sum(1), block(data, "full").sum(1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["leot", "egwl", "cootl", "eot"])
+def test_bad_sparsity_options_are_refused(mdata, method):
+    for cap in (0, -5):
+        with pytest.raises(ValueError, match=rf"max_per_row must be a positive integer.*{cap}"):
+            gs.tl.align(mdata, "rna", "prot", method=method, max_per_row=cap)
+    for mass in (0.0, 1.5, -0.1, np.nan):
+        with pytest.raises(ValueError, match="keep_mass must lie in \\(0, 1\\]"):
+            gs.tl.align(mdata, "rna", "prot", method=method, keep_mass=mass)
+    with pytest.raises(TypeError, match="max_per_row must be a positive integer or None"):
+        gs.tl.align(mdata, "rna", "prot", method=method, max_per_row=2.5)
+    with pytest.raises(ValueError, match="stream_above must be >= 0"):
+        gs.tl.align(mdata, "rna", "prot", method=method, stream_above=-1)
+    assert "groove_coupling" not in mdata.obsp
+
+
+STREAM_CASES = [
+    ("leot", {"tol": 1e-9}),
+    ("uot", {"tol": 1e-10, "reg_m": 0.05}),
+    ("eot", {"tol": 1e-9}),
+    ("egwl", {"use_rep": {"rna": "X_groove", "prot": "X_own"}, "tol": 1e-9, "inner_tol": 1e-10}),
+    ("egw", {"use_rep": {"rna": "X_groove", "prot": "X_own"}, "tol": 1e-9, "inner_tol": 1e-10}),
+    ("fgw", {"tol": 1e-9, "inner_tol": 1e-10}),
+    ("cootl", {"use_rep": {"rna": "X_groove", "prot": "X_own"}, "tol": 1e-9, "inner_tol": 1e-10}),
+]
+
+
+@pytest.mark.parametrize(("method", "kw"), STREAM_CASES)
+@pytest.mark.parametrize("path", ["sparse_rounds", "exact_passes"])
+def test_streamed_groups_equal_the_dense_solve(method, kw, path, monkeypatch):
+    """stream_above=0 solves every group from its factorised cost, never a dense block."""
+    from groove_sc.tl._aligners import _stream
+
+    if path == "exact_passes":  # rows count as spread out: subsampled start + exact passes
+        monkeypatch.setattr(_stream, "SUPPORT_FIRST", 2)
+        monkeypatch.setattr(_stream, "SUPPORT_MAX", 3)
+        monkeypatch.setattr(_stream, "SUBSAMPLE", 10)
+    data = make_blobs(sizes_s=(40, 30, 35), sizes_t=(30, 45, 25), d=4, seed=3)
+    opts = {"epsilon": 0.05, **TIGHT, **kw}
+    gs.tl.align(data, "rna", "prot", method=method, key_added="dense", **opts)
+    gs.tl.align(data, "rna", "prot", method=method, key_added="stream", stream_above=0, **opts)
+    dense, stream = block(data, "dense"), block(data, "stream")
+    conv = data.uns["stream"]["convergence"]
+    assert conv["converged"]
+    n_groups = 1 if method == "eot" else 3
+    assert conv["n_streamed_groups"] == n_groups and conv["n_streamed_passes"] >= n_groups
+    assert data.uns["dense"]["convergence"]["n_streamed_groups"] == 0
+    assert np.abs(stream - dense).max() <= 1e-6 * dense.max()
+
+
+def test_stream_solver_output_is_sparsified_like_the_dense_one():
+    from groove_sc.tl._aligners._stream import FactoredCost, solve_stream
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(200, 3)), rng.normal(size=(150, 3))
+    a, b = np.full(200, 1 / 200), np.full(150, 1 / 150)
+    cost = FactoredCost.sqeuclidean(x, y, dtype="float64")
+    full = solve_stream(cost, a, b, 0.5, tol=1e-10, keep_mass=1.0, max_per_row=None)
+    P = np.zeros((200, 150))
+    P[full.rows, full.cols] = full.vals
+    ref = ot.sinkhorn(a, b, sqdist(x, y), 0.5, stopThr=1e-13, numItermax=100_000)
+    assert np.abs(P - ref).max() <= 1e-7 * ref.max()
+    out = solve_stream(cost, a, b, 0.5, tol=1e-10, keep_mass=0.95, max_per_row=10)
+    S = np.zeros((200, 150))
+    S[out.rows, out.cols] = out.vals
+    from groove_sc.tl._aligners._groups import sparsify_rows
+
+    r, c, v, dropped = sparsify_rows(P, 0.95, 10)
+    R = np.zeros_like(P)
+    R[r, c] = v
+    np.testing.assert_allclose(S, R, atol=1e-9 * P.max())
+    assert out.dropped == pytest.approx(dropped, rel=1e-6)
+    np.testing.assert_allclose(S.sum(1), a, rtol=1e-9)

@@ -6,6 +6,7 @@ import mudata as md
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 import groove_sc as gs
 
@@ -20,6 +21,11 @@ def default():
 @pytest.fixture(scope="module")
 def paired():
     return gs.datasets.simulate(**SMALL, paired=True, seed=0)
+
+
+def dense(x):
+    """Counts and count-like .X are CSR; compare them as arrays."""
+    return x.toarray() if sp.issparse(x) else np.asarray(x)
 
 
 def _by_id(mdata, mod, key="cell_id"):
@@ -45,15 +51,40 @@ def test_default_layout(default):
     assert "counts" not in default["prot"].layers
 
 
+def test_counts_and_count_like_x_are_csr(default):
+    rna = default["rna"]
+    for x in (rna.X, rna.layers["counts"]):
+        assert sp.isspmatrix_csr(x) and x.dtype == np.float32
+        assert x.has_canonical_format
+    # .X is log1p of the normalised counts: the same sparsity pattern, shared indices
+    np.testing.assert_array_equal(rna.X.indptr, rna.layers["counts"].indptr)
+    np.testing.assert_array_equal(rna.X.indices, rna.layers["counts"].indices)
+    assert (rna.layers["counts"].data > 0).all()
+    assert isinstance(default["prot"].X, np.ndarray)  # continuous features stay dense
+    atac = gs.datasets.simulate(**SMALL, modalities={"atac": "bernoulli"}, seed=1)["atac"]
+    assert sp.isspmatrix_csr(atac.X) and sp.isspmatrix_csr(atac.layers["counts"])
+
+
+def test_results_do_not_depend_on_the_chunk_size(monkeypatch):
+    from groove_sc.datasets import _simulate
+
+    mods = {"rna": "zinb", "prot": "normal", "atac": "bernoulli"}
+    a = gs.datasets.simulate(**SMALL, modalities=mods, seed=3)
+    monkeypatch.setattr(_simulate, "_CHUNK_ENTRIES", 4000)  # a few cells per chunk
+    b = gs.datasets.simulate(**SMALL, modalities=mods, seed=3)
+    for m in mods:
+        np.testing.assert_array_equal(dense(a[m].X), dense(b[m].X))
+
+
 def test_count_layers_and_log_normalisation(default):
     rna = default["rna"]
-    counts = rna.layers["counts"]
+    counts = dense(rna.layers["counts"])
     assert counts.dtype == np.float32
     np.testing.assert_array_equal(counts, np.round(counts))
     assert counts.min() >= 0
     total = counts.sum(1, keepdims=True)
     expected = np.log1p(counts / total * 1e4)
-    np.testing.assert_allclose(rna.X, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dense(rna.X), expected, rtol=1e-5, atol=1e-5)
     # realistic RNA-like counts: overdispersed, many zeros, thousands of counts per cell
     assert 1000 < np.median(total) < 10000
     assert 0.1 < (counts == 0).mean() < 0.9
@@ -66,28 +97,30 @@ def test_other_likelihoods():
     mdata = gs.datasets.simulate(**SMALL, modalities=mods, n_features={"atac": 300}, seed=3)
     atac = mdata["atac"]
     assert atac.n_vars == 300
-    assert set(np.unique(atac.X)) == {0.0, 1.0}
-    np.testing.assert_array_equal(atac.layers["counts"], atac.X)
-    assert 0.02 < atac.X.mean() < 0.5
+    x = dense(atac.X)
+    assert set(np.unique(x)) == {0.0, 1.0}
+    np.testing.assert_array_equal(dense(atac.layers["counts"]), x)
+    assert 0.02 < x.mean() < 0.5
     for m in ("rna", "adt"):
-        c = mdata[m].layers["counts"]
+        c = dense(mdata[m].layers["counts"])
         np.testing.assert_array_equal(c, np.round(c))
     # zero inflation: more zeros than the NB rna of the same seed and design
     nb = gs.datasets.simulate(**SMALL, modalities={"rna": "nb"}, seed=3)
-    assert (mdata["rna"].layers["counts"] == 0).mean() > (nb["rna"].layers["counts"] == 0).mean()
+    zinb_zeros = (dense(mdata["rna"].layers["counts"]) == 0).mean()
+    assert zinb_zeros > (dense(nb["rna"].layers["counts"]) == 0).mean()
     # noise=0 removes the NB overdispersion: the draws equal the Poisson ones of the same seed
     a = gs.datasets.simulate(**SMALL, modalities={"x": "nb"}, noise=0.0, seed=4)
     b = gs.datasets.simulate(**SMALL, modalities={"x": "poisson"}, noise=0.0, seed=4)
-    np.testing.assert_array_equal(a["x"].layers["counts"], b["x"].layers["counts"])
+    np.testing.assert_array_equal(dense(a["x"].layers["counts"]), dense(b["x"].layers["counts"]))
 
 
 def test_deterministic_per_seed(default):
     again = gs.datasets.simulate(**SMALL, seed=0)
     other = gs.datasets.simulate(**SMALL, seed=1)
     for m in ("rna", "prot"):
-        np.testing.assert_array_equal(default[m].X, again[m].X)
+        np.testing.assert_array_equal(dense(default[m].X), dense(again[m].X))
         assert (default[m].obs_names == again[m].obs_names).all()
-        assert not np.array_equal(default[m].X, other[m].X)
+        assert not np.array_equal(dense(default[m].X), dense(other[m].X))
 
 
 def test_paired_views(paired):
@@ -176,7 +209,7 @@ def test_adding_a_modality_leaves_the_others_unchanged():
     b = gs.datasets.simulate(
         **SMALL, modalities={"rna": "nb", "prot": "normal", "atac": "bernoulli"}, seed=2
     )
-    np.testing.assert_array_equal(a["rna"].X, b["rna"].X)
+    np.testing.assert_array_equal(dense(a["rna"].X), dense(b["rna"].X))
     np.testing.assert_array_equal(a["prot"].obsm["X_true"], b["prot"].obsm["X_true"])
 
 
@@ -225,7 +258,9 @@ def test_uns_records_parameters_and_writes_to_h5mu(tmp_path, paired):
     path = tmp_path / "sim.h5mu"
     paired.write(path)
     back = md.read_h5mu(path)
-    np.testing.assert_array_equal(back["rna"].layers["counts"], paired["rna"].layers["counts"])
+    np.testing.assert_array_equal(
+        dense(back["rna"].layers["counts"]), dense(paired["rna"].layers["counts"])
+    )
     assert back.uns["simulation"]["n_features"]["rna"] == 1000
     assert back["rna"].obs["perturbation"].dtype == paired["rna"].obs["perturbation"].dtype
 
@@ -270,7 +305,7 @@ def test_sweep():
     direct = gs.datasets.simulate(
         n_perturbations=3, cells_per_perturbation=10, paired=True, shared_fraction=1.0, seed=1
     )
-    np.testing.assert_array_equal(runs[3][2]["rna"].X, direct["rna"].X)
+    np.testing.assert_array_equal(dense(runs[3][2]["rna"].X), dense(direct["rna"].X))
     with pytest.raises(TypeError, match="sweep"):
         next(gs.datasets.simulate_sweep(seed=3))
     with pytest.raises(ValueError, match="shared_fraction"):

@@ -10,6 +10,7 @@ from typing import Any
 import anndata as ad
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from mudata import MuData
 
 #: Likelihood name -> kind of data it produces.
@@ -26,6 +27,7 @@ _N_HIDDEN = 32  # width of each modality's random MLP
 _LEAK = 0.2  # h = tanh(a) + _LEAK * a: nonlinear, yet injective and non-saturating
 _LIBRARY_SIZE = 2000.0  # expected counts per cell of a count modality
 _TARGET_SUM = 1e4  # library-size normalisation before log1p (scanpy's usual value)
+_CHUNK_ENTRIES = 2**20  # cells x features generated at a time (8 MB per float64 array)
 
 # independent random streams, so that e.g. changing shared_fraction leaves every draw unchanged
 _DESIGN, _EFFECTS, _MAPS, _BASELINE, _OBSERVE, _LABELS, _ORDER = range(1, 8)
@@ -111,35 +113,126 @@ def _apply_mlp(params: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
     return (np.tanh(a) + _LEAK * a) @ params["w2"]
 
 
+class _CSRBuilder:
+    """Rows of a CSR matrix appended chunk by chunk into preallocated arrays.
+
+    The capacity is estimated from the first chunk's density with a generous margin: pages
+    never written are never resident, so the margin costs address space, not memory. It grows
+    (one copy) only if the estimate was too small.
+    """
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self.row_nnz = np.zeros(shape[0], dtype=np.int64)
+        self.indices: np.ndarray | None = None
+        self.data: np.ndarray | None = None
+        self.pos = 0
+
+    def append(self, start: int, block: np.ndarray) -> None:
+        """Add the dense rows ``start:start + len(block)`` (their non-zero entries)."""
+        n, p = self.shape
+        flat = np.flatnonzero(block)
+        k = len(flat)
+        if self.indices is None:
+            density = min(1.0, 1.3 * k / max(block.size, 1) + 0.01)
+            capacity = int(density * n * p) + k
+            self.indices = np.empty(capacity, dtype=np.int32)
+            self.data = np.empty(capacity, dtype=np.float32)
+        if self.pos + k > len(self.indices):
+            capacity = max(int(1.25 * len(self.indices)), self.pos + k)
+            for name in ("indices", "data"):
+                grown = np.empty(capacity, dtype=getattr(self, name).dtype)
+                grown[: self.pos] = getattr(self, name)[: self.pos]
+                setattr(self, name, grown)
+        self.indices[self.pos : self.pos + k] = flat % p
+        self.data[self.pos : self.pos + k] = block.ravel()[flat]
+        self.row_nnz[start : start + len(block)] = np.count_nonzero(block, axis=1)
+        self.pos += k
+
+    def finish(self) -> sp.csr_matrix:
+        """The CSR matrix (float32 data, int32 indices)."""
+        if self.indices is None:
+            return sp.csr_matrix(self.shape, dtype=np.float32)
+        indptr = np.zeros(self.shape[0] + 1, dtype=np.int64)
+        np.cumsum(self.row_nnz, out=indptr[1:])
+        if indptr[-1] < 2**31:
+            indptr = indptr.astype(np.int32)
+        indices, data = self.indices[: self.pos], self.data[: self.pos]
+        self.indices = self.data = None
+        return sp.csr_matrix((data, indices, indptr), shape=self.shape, copy=False)
+
+
 def _observe(
-    eta: np.ndarray, likelihood: str, noise: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Draw observations from the per-feature signal ``eta``; returns ``(X, counts)``."""
-    n, p = eta.shape
+    mlp: dict[str, np.ndarray],
+    z: np.ndarray,
+    likelihood: str,
+    noise: float,
+    seed: int,
+    name: str,
+) -> tuple[np.ndarray | sp.csr_matrix, sp.csr_matrix | None]:
+    """Draw observations for the states ``z`` (rows in final order); returns ``(X, counts)``.
+
+    Per-feature and per-cell parameters come from the modality's observation stream; draws per
+    entry come from one stream per stage (noise, gamma, Poisson, dropout), consumed in cell
+    order chunk by chunk, so the result does not depend on the chunk size. Count and binary
+    modalities are built as CSR chunk by chunk; no dense cells x features matrix is formed.
+    """
+    n, p = len(z), mlp["w2"].shape[1]
     kind = LIKELIHOODS[likelihood]
+    rng = _rng(seed, _OBSERVE, name)
+
+    def stage(label: str) -> np.random.Generator:
+        return _rng(seed, _OBSERVE, f"{name}:{label}")
+
+    step = max(1, _CHUNK_ENTRIES // p)
+    chunks = [(s, min(n, s + step)) for s in range(0, n, step)]
     if kind == "continuous":
         offset = rng.normal(0.0, 1.0, p)
-        x = eta + offset + noise * rng.standard_normal((n, p))
-        return x.astype(np.float32), None
+        draws = stage("noise")
+        x = np.empty((n, p), dtype=np.float32)
+        for s, e in chunks:
+            x[s:e] = _apply_mlp(mlp, z[s:e]) + offset + noise * draws.standard_normal((e - s, p))
+        return x, None
+    out = _CSRBuilder((n, p))
     if kind == "binary":
         offset = rng.normal(-2.0, 0.5, p)
-        prob = 1.0 / (1.0 + np.exp(-(2.0 * eta + offset)))
-        x = (rng.random((n, p)) < prob).astype(np.float32)
-        return x, x.copy()
+        draws = stage("uniform")
+        for s, e in chunks:
+            prob = 1.0 / (1.0 + np.exp(-(2.0 * _apply_mlp(mlp, z[s:e]) + offset)))
+            out.append(s, (draws.random((e - s, p)) < prob).astype(np.float32))
+        x = out.finish()
+        return x, sp.csr_matrix((x.data.copy(), x.indices, x.indptr), shape=(n, p), copy=False)
     sd = 1.0
     log_base = np.log(_LIBRARY_SIZE / p) - sd**2 / 2 + sd * rng.standard_normal(p)
     log_lib = 0.3 * rng.standard_normal(n)
-    mu = np.exp(eta + log_base + log_lib[:, None])
+    theta = None
     if likelihood in ("nb", "zinb") and noise > 0:
         theta = 1.0 / (noise * np.exp(0.5 * rng.standard_normal(p)))
-        mu = rng.gamma(theta, mu / theta)
-    counts = rng.poisson(mu).astype(np.float32)
+    dropout = None
     if likelihood == "zinb":
         dropout = 1.0 / (1.0 + np.exp(-rng.normal(-1.5, 0.5, p)))
-        counts[rng.random((n, p)) < dropout] = 0.0
-    total = counts.sum(axis=1, keepdims=True)
-    scale = np.divide(_TARGET_SUM, total, out=np.zeros_like(total), where=total > 0)
-    return np.log1p(counts * scale).astype(np.float32), counts
+    gamma, poisson, uniform = stage("gamma"), stage("poisson"), stage("dropout")
+    for s, e in chunks:
+        mu = np.exp(_apply_mlp(mlp, z[s:e]) + log_base + log_lib[s:e, None])
+        if theta is not None:
+            mu = gamma.gamma(theta, mu / theta)
+        counts = poisson.poisson(mu)
+        del mu
+        if dropout is not None:
+            counts[uniform.random((e - s, p)) < dropout] = 0
+        out.append(s, counts)
+        del counts
+    counts = out.finish()
+    # X = log1p(counts normalised to _TARGET_SUM per cell), with the same sparsity pattern
+    total = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+    scale = np.divide(_TARGET_SUM, total, out=np.zeros(n), where=total > 0).astype(np.float32)
+    xdata = np.empty_like(counts.data)
+    for s, e in chunks:
+        lo, hi = counts.indptr[s], counts.indptr[e]
+        rows = np.repeat(scale[s:e], np.diff(counts.indptr[s : e + 1]))
+        np.log1p(counts.data[lo:hi] * rows, out=xdata[lo:hi])
+    x = sp.csr_matrix((xdata, counts.indices, counts.indptr), shape=(n, p), copy=False)
+    return x, counts
 
 
 def _observed_labels(
@@ -211,7 +304,9 @@ def simulate(
     paired). ``obs["perturbation_true"]`` keeps the true group, for evaluation only.
 
     Rows of each modality are in an independent random order, so that row position carries no
-    pairing information. Obs names are ``"<modality>:cell<i>"``, var names
+    pairing information. Observations are generated in chunks of cells (count and binary
+    modalities straight into CSR), so memory grows with the non-zero entries, not with
+    cells x features. Obs names are ``"<modality>:cell<i>"``, var names
     ``"<modality>_<gene|protein|peak><j>"``.
 
     Draws come from separate random streams per component (design, effects, maps, baselines,
@@ -256,9 +351,10 @@ def simulate(
     Returns
     -------
     MuData (axis 0, disjoint prefixed obs_names) with per modality: ``.X`` (log1p of counts
-    normalised to 10,000 per cell for count likelihoods; the values for normal; 0/1 for
-    bernoulli; dense float32), ``.layers["counts"]`` (raw integer-valued float32 counts for
-    count and bernoulli likelihoods), ``obs["perturbation"]``, ``obs["perturbation_true"]``,
+    normalised to 10,000 per cell for count likelihoods, 0/1 for bernoulli: float32 CSR; the
+    values for normal: dense float32), ``.layers["counts"]`` (raw integer-valued float32
+    counts, CSR, for count and bernoulli likelihoods; ``.X`` and the counts share their
+    sparsity pattern), ``obs["perturbation"]``, ``obs["perturbation_true"]``,
     ``obs["cell_id"]``, ``obsm["X_true"]`` (the state ``z_im`` behind this view) and
     ``obsm["X_true_shared"]`` (``b_i + s_g``, identical for all views of one cell: an oracle
     shared embedding). ``mdata.uns["simulation"]`` records the parameters, the group names and
@@ -350,14 +446,14 @@ def simulate(
             if paired
             else _rng(seed, _BASELINE, name).standard_normal((n_cells, n_latent))
         )
-        z_shared = baseline + shared_effect[true_code]
-        z = z_shared + specific_effect[name][true_code]
+        order = _rng(seed, _ORDER, name).permutation(n_cells)
+        z_shared = (baseline + shared_effect[true_code])[order]
+        z = z_shared + specific_effect[name][true_code[order]]
         mlp = _random_mlp(_rng(seed, _MAPS, name), n_latent, feats[name])
-        x, counts = _observe(_apply_mlp(mlp, z), lik, noise, _rng(seed, _OBSERVE, name))
+        x, counts = _observe(mlp, z, lik, noise, seed, name)
         code = _observed_labels(
             true_code, n_groups, unlabeled_fraction, label_noise, _rng(seed, _LABELS, name)
         )
-        order = _rng(seed, _ORDER, name).permutation(n_cells)
         cell = np.char.add("cell", np.arange(n_cells).astype(str))[order]
         obs_names = np.char.add(f"{name}:", cell)
         obs = pd.DataFrame(
@@ -371,11 +467,11 @@ def simulate(
         kind = LIKELIHOODS[lik]
         width = len(str(feats[name] - 1))
         var_names = [f"{name}_{_FEATURE_PREFIX[kind]}{j:0{width}d}" for j in range(feats[name])]
-        adata = ad.AnnData(X=x[order], obs=obs, var=pd.DataFrame(index=var_names))
+        adata = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=var_names))
         if counts is not None:
-            adata.layers["counts"] = counts[order]
-        adata.obsm["X_true"] = z[order].astype(np.float32)
-        adata.obsm["X_true_shared"] = z_shared[order].astype(np.float32)
+            adata.layers["counts"] = counts
+        adata.obsm["X_true"] = z.astype(np.float32)
+        adata.obsm["X_true_shared"] = z_shared.astype(np.float32)
         mods[name] = adata
 
     with warnings.catch_warnings():

@@ -19,6 +19,11 @@ CPU_WORKING_SET_BYTES = 8 * 2**20
 SMALL_BLOCK = 1024 * 1024
 #: Kernels iterated together on a GPU: one tensor program over the whole batch.
 GPU_WORKING_SET_BYTES = 2048 * 2**20
+#: Groups with more source x target pairs than this are solved streamed on CPU (no dense block;
+#: see ``_stream.py``): 4096 x 4096 cells.
+CPU_STREAM_ABOVE = 2**24
+#: The same on a GPU, where dense blocks of up to 4 GB (float32) are solved batched.
+GPU_STREAM_ABOVE = 2**30
 
 
 @dataclass
@@ -72,6 +77,18 @@ class ArrayOps:
 
         """
         return CPU_WORKING_SET_BYTES if self.device == "cpu" else GPU_WORKING_SET_BYTES
+
+    @property
+    def stream_above(self) -> int:
+        """Default size (source x target pairs) above which a group is solved streamed.
+
+        Examples
+        --------
+        >>> resolve_backend("cpu").stream_above  # doctest: +SKIP
+        16777216
+
+        """
+        return CPU_STREAM_ABOVE if self.device == "cpu" else GPU_STREAM_ABOVE
 
     @property
     def itemsize(self) -> int:

@@ -33,10 +33,20 @@ from ._costs import (
     support_max,
     weighted_square_rowsums,
 )
-from ._groups import CouplingBuilder, GroupLayout, GroupWeights, pad_gather
+from ._groups import (
+    DEFAULT_KEEP_MASS,
+    DEFAULT_MAX_PER_ROW,
+    CouplingBuilder,
+    GroupLayout,
+    GroupWeights,
+    check_sparsity,
+    check_stream_above,
+    pad_gather,
+)
 from ._problem import AlignProblem, UseRep, relative_epsilon
 from ._registry import AlignResult, register_aligner
 from ._sinkhorn import sinkhorn_padded
+from ._stream import FactoredCost, StreamOutput, solve_stream
 
 #: Default epsilon relative to the largest entry of the initial linearised GW cost.
 DEFAULT_EPSILON = 5e-3
@@ -61,6 +71,40 @@ class _Chunk:
     plan: Any = None
 
 
+@dataclass
+class _Large:
+    """A block solved streamed (numpy): its factors, masses and last solution."""
+
+    gid: int
+    U1: np.ndarray
+    V1: np.ndarray
+    U2: np.ndarray
+    V2: np.ndarray
+    c1: np.ndarray
+    c2: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    zs: np.ndarray | None = None
+    zt: np.ndarray | None = None
+    out: StreamOutput | None = None
+
+    def cost(self, stat: np.ndarray, alpha: float, fused_scale: float, dtype: str) -> FactoredCost:
+        """The linearised (F)GW cost ``2 c1 + 2 c2 - 4 U1 stat U2^T`` (+ fused term)."""
+        alpha_t, beta_t = 2.0 * self.c1, 2.0 * self.c2
+        P, Q = 4.0 * (self.U1 @ stat), self.U2
+        if self.zs is not None:
+            w = (1.0 - alpha) / fused_scale
+            alpha_t = alpha * alpha_t + w * (self.zs**2).sum(1)
+            beta_t = alpha * beta_t + w * (self.zt**2).sum(1)
+            P = np.hstack([alpha * P, 2.0 * w * self.zs])
+            Q = np.hstack([Q, self.zt])
+        return FactoredCost(alpha_t, beta_t, P, Q, dtype=dtype)
+
+    def initial_statistic(self) -> np.ndarray:
+        """``V1^T (a b^T / mass) V2`` (the product coupling)."""
+        return np.outer(self.V1.T @ self.a, self.V2.T @ self.b) / self.a.sum()
+
+
 def _geometry(x: np.ndarray, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     x = x - x[kept].mean(axis=0)
     scale = mean_sqdist(x[kept])
@@ -81,7 +125,8 @@ def _chunks(
     joint: bool,
     use_rep: UseRep | None,
     fused_rep: str | None,
-) -> tuple[list[_Chunk], dict[str, float]]:
+    streamed: np.ndarray,
+) -> tuple[list[_Chunk], list[_Large], dict[str, float]]:
     ops = problem.ops
     xs, xt = problem.rep(use_rep)
     U1, V1, s1 = _geometry(xs, layout.source_kept())
@@ -108,7 +153,7 @@ def _chunks(
         sf = mean_sqdist(zs[layout.source_kept()], zt[layout.target_kept()])
         scales["fused_cost_scale"] = sf
     chunks = []
-    for ids in layout.chunks(ops.itemsize, ops.chunk_bytes):
+    for ids in layout.chunks(ops.itemsize, ops.chunk_bytes, np.flatnonzero(~streamed)):
         si = [layout.source_index[g] for g in ids]
         ti = [layout.target_index[g] for g in ids]
         ch = _Chunk(
@@ -128,7 +173,25 @@ def _chunks(
             )
             ch.fused = D / scales["fused_cost_scale"]
         chunks.append(ch)
-    return chunks, scales
+    larges = []
+    for gid in np.flatnonzero(streamed):
+        si, ti = layout.source_index[gid], layout.target_index[gid]
+        larges.append(
+            _Large(
+                gid=int(gid),
+                U1=U1[si],
+                V1=V1[si],
+                U2=U2[ti],
+                V2=V2[ti],
+                c1=c1[si],
+                c2=c2[ti],
+                a=a_all[si],
+                b=b_all[ti],
+                zs=None if zs is None else zs[si],
+                zt=None if zt is None else zt[ti],
+            )  # fmt: skip
+        )
+    return chunks, larges, scales
 
 
 def _statistic(ch: _Chunk, plan: Any, ops: Any) -> Any:
@@ -167,8 +230,15 @@ def solve_gw(
     inner_tol: float,
     inner_max_iter: int,
     prune: float,
+    keep_mass: float = 1.0,
+    max_per_row: int | None = None,
+    stream_above: int | None = None,
 ) -> AlignResult:
     """Entropic (F)GW over the blocks of ``layout`` (joint or independent per block).
+
+    Blocks with more than ``stream_above`` pairs are solved streamed (:mod:`._stream`) from
+    their factorised linearised cost; the stored rows are sparsified by ``keep_mass`` and
+    ``max_per_row`` (:func:`.sparsify_rows`).
 
     Examples
     --------
@@ -176,12 +246,15 @@ def solve_gw(
     ...          inner_tol=1e-4, inner_max_iter=5000, prune=1e-12)  # doctest: +SKIP
 
     """
-    largest = int((layout.source_sizes * layout.target_sizes).max())
-    with problem.ops.blas_threads_for(largest):
+    keep_mass, max_per_row = check_sparsity(keep_mass, max_per_row)
+    stream_above = check_stream_above(stream_above, problem.ops.stream_above)
+    # BLAS threads for the dense blocks (the streamed ones use one thread, see _stream.py)
+    with problem.ops.blas_threads_for(layout.largest_dense(stream_above)):
         return _solve_gw(
             problem, layout, group_mass, joint=joint, alpha=alpha, use_rep=use_rep,
             fused_rep=fused_rep, tol=tol, max_iter=max_iter, inner_tol=inner_tol,
-            inner_max_iter=inner_max_iter, prune=prune,
+            inner_max_iter=inner_max_iter, prune=prune, keep_mass=keep_mass,
+            max_per_row=max_per_row, stream_above=stream_above,
         )  # fmt: skip
 
 
@@ -199,6 +272,9 @@ def _solve_gw(
     inner_tol: float,
     inner_max_iter: int,
     prune: float,
+    keep_mass: float,
+    max_per_row: int | None,
+    stream_above: int,
 ) -> AlignResult:
     ops, nx = problem.ops, problem.ops.nx
     # joint: cells carry their share of the global mass; independent: unit mass per block
@@ -206,21 +282,30 @@ def _solve_gw(
         a_cells, b_cells = layout.cell_masses(group_mass)
     else:
         a_cells, b_cells = layout.cell_masses(np.ones(layout.n_groups))
-    chunks, scales = _chunks(problem, layout, a_cells, b_cells, joint, use_rep, fused_rep)
+    streamed = layout.streamed(stream_above)
+    chunks, larges, scales = _chunks(
+        problem, layout, a_cells, b_cells, joint, use_rep, fused_rep, streamed
+    )
+    fscale = scales.get("fused_cost_scale", 1.0)
     eps_rel = relative_epsilon(problem, DEFAULT_EPSILON)
 
     init = [_initial_statistic(ch, ops) for ch in chunks]
+    init_large = [lg.initial_statistic() for lg in larges]
     if joint:
-        stat0 = sum(nx.sum(s, axis=0) for s in init)
-        init = [stat0 for _ in chunks]
+        stat0 = sum(ops.to_numpy(nx.sum(s, axis=0)).astype(np.float64) for s in init)
+        stat0 = stat0 + sum(init_large)
+        init = [ops.asarray(stat0) for _ in chunks]
+        init_large = [stat0 for _ in larges]
     scale = max(
-        support_max(_gradient(ch, s, alpha, ops), ch.a, ch.b, ops) for ch, s in zip(chunks, init)
+        [support_max(_gradient(ch, s, alpha, ops), ch.a, ch.b, ops) for ch, s in zip(chunks, init)]
+        + [lg.cost(s, alpha, fscale, ops.dtype).max() for lg, s in zip(larges, init_large)]
     )
     eps = eps_rel * (scale if scale > 0 else 1.0)
 
     G = layout.n_groups
     outer_iter, change = np.zeros(G, int), np.full(G, np.inf)
     inner_iter, inner_err, inner_ok = np.zeros(G, int), np.zeros(G), np.zeros(G, bool)
+    n_passes = 0
 
     def inner(ch: _Chunk, stat: Any) -> Any:
         out = sinkhorn_padded(
@@ -235,11 +320,34 @@ def _solve_gw(
         )
         return _statistic(ch, out.plan, ops)
 
+    def inner_large(lg: _Large, stat: np.ndarray) -> np.ndarray:
+        nonlocal n_passes
+        prev = lg.out
+        out = solve_stream(
+            lg.cost(stat, alpha, fscale, ops.dtype), lg.a, lg.b, eps, tol=inner_tol,
+            max_iter=inner_max_iter, f=None if prev is None else prev.f,
+            g=None if prev is None else prev.g, keep_mass=keep_mass, max_per_row=max_per_row,
+            prune=prune, stat_factors=(lg.V1, lg.V2),
+            column_nearest=None if prev is None else prev.column_nearest,
+        )  # fmt: skip
+        lg.out = out
+        n_passes += out.n_passes
+        inner_iter[lg.gid], inner_err[lg.gid], inner_ok[lg.gid] = (
+            out.n_iter,
+            out.error,
+            out.converged,
+        )
+        return out.stat
+
     if joint:
-        stat = init[0]
+        stat = stat0
         for it in range(1, max_iter + 1):
-            new = sum(nx.sum(inner(ch, stat), axis=0) for ch in chunks)
-            rel = float(nx.norm(new - stat) / max(float(nx.norm(new)), 1e-300))
+            new = sum(
+                ops.to_numpy(nx.sum(inner(ch, ops.asarray(stat)), axis=0)).astype(np.float64)
+                for ch in chunks
+            )
+            new = new + sum(inner_large(lg, stat) for lg in larges)
+            rel = float(np.linalg.norm(new - stat) / max(float(np.linalg.norm(new)), 1e-300))
             stat = new
             outer_iter[:], change[:] = it, rel
             if rel < tol:
@@ -255,8 +363,19 @@ def _solve_gw(
                 outer_iter[ch.ids], change[ch.ids] = it, rel
                 if np.all(rel < tol):
                     break
+        for lg, stat in zip(larges, init_large):
+            for it in range(1, max_iter + 1):
+                new = inner_large(lg, stat)
+                rel = float(np.linalg.norm(new - stat) / max(float(np.linalg.norm(new)), 1e-300))
+                stat = new
+                outer_iter[lg.gid], change[lg.gid] = it, rel
+                if rel < tol:
+                    break
 
-    builder = CouplingBuilder(layout.n_source, layout.n_target, prune=prune)
+    builder = CouplingBuilder(
+        layout.n_source, layout.n_target, prune=prune, keep_mass=keep_mass,
+        max_per_row=max_per_row,
+    )  # fmt: skip
     for ch in chunks:
         block_scale = None if joint else group_mass[ch.ids]
         builder.add(
@@ -265,6 +384,10 @@ def _solve_gw(
             [layout.target_index[g] for g in ch.ids],
             scale=block_scale,
         )
+    for lg in larges:
+        w = 1.0 if joint else float(group_mass[lg.gid])
+        si, ti = layout.source_index[lg.gid], layout.target_index[lg.gid]
+        builder.add_sparse(si[lg.out.rows], ti[lg.out.cols], lg.out.vals * w, lg.out.dropped * w)
     coupling = builder.to_csr()
     converged = (change < tol) & inner_ok
     parameters: dict[str, Any] = {
@@ -279,6 +402,9 @@ def _solve_gw(
         "inner_max_iter": inner_max_iter,
         "joint": joint,
         "prune": prune,
+        "keep_mass": keep_mass,
+        "max_per_row": 0 if max_per_row is None else max_per_row,
+        "stream_above": stream_above,
         **scales,
     }
     convergence = {
@@ -288,6 +414,9 @@ def _solve_gw(
         "inner_n_iter": int(inner_iter.max()),
         "marginal_error": float(inner_err.max()),
         "n_groups": G,
+        "dropped_mass": builder.dropped_mass,
+        "n_streamed_groups": len(larges),
+        "n_streamed_passes": n_passes,
         "groups": {
             "names": layout.names,
             "n_iter": outer_iter,
@@ -295,6 +424,7 @@ def _solve_gw(
             "inner_n_iter": inner_iter,
             "marginal_error": inner_err,
             "converged": converged,
+            "streamed": streamed,
         },
     }
     return AlignResult(coupling=coupling, parameters=parameters, convergence=convergence)
@@ -311,6 +441,9 @@ def egw(
     inner_tol: float = 1e-4,
     inner_max_iter: int = 10_000,
     prune: float = 1e-12,
+    keep_mass: float = DEFAULT_KEEP_MASS,
+    max_per_row: int | None = DEFAULT_MAX_PER_ROW,
+    stream_above: int | None = None,
     group_weights: GroupWeights = "source",
 ) -> AlignResult:
     """Entropic GW per group: each group is an independent unit-mass problem, then scaled.
@@ -333,6 +466,16 @@ def egw(
         Iteration cap of each Sinkhorn solve.
     prune
         Entries below ``prune`` times their row's maximum are not stored.
+    keep_mass
+        Each stored row keeps its largest entries up to this share of its mass, rescaled so
+        that the row keeps its full mass (``1.0``: no mass dropped).
+    max_per_row
+        At most this many entries are stored per row (``None``: no cap). The mass moved from
+        dropped entries is ``uns[key_added]["convergence"]["dropped_mass"]``.
+    stream_above
+        Groups with more source x target pairs than this are solved without a dense block,
+        streaming row chunks of the factorised linearised cost (``None``: 4096 x 4096 on CPU,
+        32768 x 32768 on a GPU; ``0`` streams every group).
     group_weights
         Mass of each group: ``"source"``, ``"target"`` or ``"mean"`` group size.
 
@@ -346,7 +489,8 @@ def egw(
     mass = layout.group_mass(group_weights)
     return solve_gw(
         problem, layout, mass, joint=False, tol=tol, max_iter=max_iter, inner_tol=inner_tol,
-        inner_max_iter=inner_max_iter, prune=prune,
+        inner_max_iter=inner_max_iter, prune=prune, keep_mass=keep_mass,
+        max_per_row=max_per_row, stream_above=stream_above,
     )  # fmt: skip
 
 
@@ -361,6 +505,9 @@ def egw_all(
     inner_tol: float = 1e-4,
     inner_max_iter: int = 10_000,
     prune: float = 1e-12,
+    keep_mass: float = DEFAULT_KEEP_MASS,
+    max_per_row: int | None = DEFAULT_MAX_PER_ROW,
+    stream_above: int | None = None,
 ) -> AlignResult:
     """Unlabeled entropic GW over all cells, uniform marginals (dense ``n x m`` plan).
 
@@ -379,6 +526,16 @@ def egw_all(
         Iteration cap of each Sinkhorn solve.
     prune
         Entries below ``prune`` times their row's maximum are not stored.
+    keep_mass
+        Each stored row keeps its largest entries up to this share of its mass, rescaled so
+        that the row keeps its full mass (``1.0``: no mass dropped).
+    max_per_row
+        At most this many entries are stored per row (``None``: no cap). The mass moved from
+        dropped entries is ``uns[key_added]["convergence"]["dropped_mass"]``.
+    stream_above
+        Groups with more source x target pairs than this are solved without a dense block,
+        streaming row chunks of the factorised linearised cost (``None``: 4096 x 4096 on CPU,
+        32768 x 32768 on a GPU; ``0`` streams every group).
 
     Examples
     --------
@@ -388,7 +545,8 @@ def egw_all(
     layout = problem.layout()
     return solve_gw(
         problem, layout, np.ones(1), joint=True, tol=tol, max_iter=max_iter,
-        inner_tol=inner_tol, inner_max_iter=inner_max_iter, prune=prune,
+        inner_tol=inner_tol, inner_max_iter=inner_max_iter, prune=prune, keep_mass=keep_mass,
+        max_per_row=max_per_row, stream_above=stream_above,
     )  # fmt: skip
 
 
@@ -403,6 +561,9 @@ def egwl(
     inner_tol: float = 1e-4,
     inner_max_iter: int = 10_000,
     prune: float = 1e-12,
+    keep_mass: float = DEFAULT_KEEP_MASS,
+    max_per_row: int | None = DEFAULT_MAX_PER_ROW,
+    stream_above: int | None = None,
     group_weights: GroupWeights = "source",
 ) -> AlignResult:
     """Labeled entropic GW: the GW objective over all cells, plans restricted to same-group pairs.
@@ -426,6 +587,16 @@ def egwl(
         Iteration cap of each Sinkhorn solve.
     prune
         Entries below ``prune`` times their row's maximum are not stored.
+    keep_mass
+        Each stored row keeps its largest entries up to this share of its mass, rescaled so
+        that the row keeps its full mass (``1.0``: no mass dropped).
+    max_per_row
+        At most this many entries are stored per row (``None``: no cap). The mass moved from
+        dropped entries is ``uns[key_added]["convergence"]["dropped_mass"]``.
+    stream_above
+        Groups with more source x target pairs than this are solved without a dense block,
+        streaming row chunks of the factorised linearised cost (``None``: 4096 x 4096 on CPU,
+        32768 x 32768 on a GPU; ``0`` streams every group).
     group_weights
         Mass of each group: ``"source"``, ``"target"`` or ``"mean"`` group size.
 
@@ -438,7 +609,8 @@ def egwl(
     mass = layout.group_mass(group_weights)
     return solve_gw(
         problem, layout, mass, joint=True, tol=tol, max_iter=max_iter, inner_tol=inner_tol,
-        inner_max_iter=inner_max_iter, prune=prune,
+        inner_max_iter=inner_max_iter, prune=prune, keep_mass=keep_mass,
+        max_per_row=max_per_row, stream_above=stream_above,
     )  # fmt: skip
 
 
@@ -455,6 +627,9 @@ def fgw(
     inner_tol: float = 1e-4,
     inner_max_iter: int = 10_000,
     prune: float = 1e-12,
+    keep_mass: float = DEFAULT_KEEP_MASS,
+    max_per_row: int | None = DEFAULT_MAX_PER_ROW,
+    stream_above: int | None = None,
     group_weights: GroupWeights = "source",
 ) -> AlignResult:
     """Entropic fused GW: ``alpha * GW + (1 - alpha) * <M, T>``, per group by default.
@@ -483,6 +658,16 @@ def fgw(
         Iteration cap of each Sinkhorn solve.
     prune
         Entries below ``prune`` times their row's maximum are not stored.
+    keep_mass
+        Each stored row keeps its largest entries up to this share of its mass, rescaled so
+        that the row keeps its full mass (``1.0``: no mass dropped).
+    max_per_row
+        At most this many entries are stored per row (``None``: no cap). The mass moved from
+        dropped entries is ``uns[key_added]["convergence"]["dropped_mass"]``.
+    stream_above
+        Groups with more source x target pairs than this are solved without a dense block,
+        streaming row chunks of the factorised linearised cost (``None``: 4096 x 4096 on CPU,
+        32768 x 32768 on a GPU; ``0`` streams every group).
     group_weights
         Mass of each group: ``"source"``, ``"target"`` or ``"mean"`` group size.
 
@@ -505,6 +690,7 @@ def fgw(
     result = solve_gw(
         problem, layout, mass, joint=False, alpha=alpha, fused_rep=fused_rep, tol=tol,
         max_iter=max_iter, inner_tol=inner_tol, inner_max_iter=inner_max_iter, prune=prune,
+        keep_mass=keep_mass, max_per_row=max_per_row, stream_above=stream_above,
     )  # fmt: skip
     result.parameters["fused_rep"] = fused_rep
     return result

@@ -8,13 +8,30 @@ import numpy as np
 import ot
 
 from ._costs import batched_sqdist, mask_padding, support_max
-from ._groups import CouplingBuilder, GroupLayout, GroupWeights, pad_gather
+from ._groups import (
+    DEFAULT_KEEP_MASS,
+    DEFAULT_MAX_PER_ROW,
+    CouplingBuilder,
+    GroupLayout,
+    GroupWeights,
+    check_sparsity,
+    check_stream_above,
+    pad_gather,
+)
 from ._problem import AlignProblem, relative_epsilon
 from ._registry import AlignResult, register_aligner
 from ._sinkhorn import marginal_errors, sinkhorn_padded
+from ._stream import FactoredCost, solve_stream
 
 #: Default epsilon relative to the largest cost on the solved support (Perturb-OT's default).
 DEFAULT_EPSILON = 5e-3
+
+
+def _shifted_reps(problem: AlignProblem, layout: GroupLayout) -> tuple[np.ndarray, np.ndarray]:
+    xs, xt = problem.rep(shared=True)
+    # centring both sides by one common shift keeps the expansion |x|^2 + |y|^2 - 2 x.y accurate
+    shift = 0.5 * (xs[layout.source_kept()].mean(0) + xt[layout.target_kept()].mean(0))
+    return xs - shift, xt - shift
 
 
 def _block_costs(
@@ -22,24 +39,23 @@ def _block_costs(
     layout: GroupLayout,
     a_cells: list[np.ndarray],
     b_cells: list[np.ndarray],
+    xs: np.ndarray,
+    xt: np.ndarray,
+    ids: np.ndarray,
 ) -> tuple[list[tuple[np.ndarray, Any, Any, Any]], float]:
-    """Padded squared-Euclidean costs per chunk of blocks, and their largest value."""
+    """Padded squared-Euclidean costs per chunk of the blocks ``ids``, and their largest value."""
     ops = problem.ops
-    xs, xt = problem.rep(shared=True)
-    # centring both sides by one common shift keeps the expansion |x|^2 + |y|^2 - 2 x.y accurate
-    shift = 0.5 * (xs[layout.source_kept()].mean(0) + xt[layout.target_kept()].mean(0))
-    xs, xt = xs - shift, xt - shift
     chunks, cmax = [], 0.0
-    for ids in layout.chunks(ops.itemsize, ops.chunk_bytes):
-        si = [layout.source_index[g] for g in ids]
-        ti = [layout.target_index[g] for g in ids]
+    for chunk_ids in layout.chunks(ops.itemsize, ops.chunk_bytes, ids):
+        si = [layout.source_index[g] for g in chunk_ids]
+        ti = [layout.target_index[g] for g in chunk_ids]
         X = ops.asarray(pad_gather(xs, si))
         Y = ops.asarray(pad_gather(xt, ti))
-        a = ops.asarray(pad_gather(np.concatenate([a_cells[g] for g in ids]), _local(si)))
-        b = ops.asarray(pad_gather(np.concatenate([b_cells[g] for g in ids]), _local(ti)))
+        a = ops.asarray(pad_gather(np.concatenate([a_cells[g] for g in chunk_ids]), _local(si)))
+        b = ops.asarray(pad_gather(np.concatenate([b_cells[g] for g in chunk_ids]), _local(ti)))
         C = mask_padding(batched_sqdist(X, Y, ops), a, b, ops)
         cmax = max(cmax, support_max(C, a, b, ops))
-        chunks.append((ids, C, a, b))
+        chunks.append((chunk_ids, C, a, b))
     return chunks, cmax
 
 
@@ -64,16 +80,25 @@ def _solve_blocks(
     omega: float | str,
     eps_scaling: int,
     prune: float,
+    keep_mass: float,
+    max_per_row: int | None,
+    stream_above: int | None,
     solver: str,
     pot_method: str,
 ) -> AlignResult:
     ops = problem.ops
     eps_rel = relative_epsilon(problem, DEFAULT_EPSILON)
-    largest = int((layout.source_sizes * layout.target_sizes).max())
+    keep_mass, max_per_row = check_sparsity(keep_mass, max_per_row)
+    stream_above = check_stream_above(stream_above, ops.stream_above)
+    if solver not in ("batched", "pot"):
+        raise ValueError(f"solver must be 'batched' or 'pot', got {solver!r}.")
+    # BLAS threads for the dense blocks (the streamed ones use one thread, see _stream.py)
+    largest = layout.largest_dense(stream_above if solver == "batched" else 2**63 - 1)
     with ops.blas_threads_for(largest):
         return _solve_chunks(
             problem, layout, a_cells, b_cells, eps_rel, reg_m=reg_m, tol=tol,
             max_iter=max_iter, omega=omega, eps_scaling=eps_scaling, prune=prune,
+            keep_mass=keep_mass, max_per_row=max_per_row, stream_above=stream_above,
             solver=solver, pot_method=pot_method,
         )  # fmt: skip
 
@@ -91,17 +116,34 @@ def _solve_chunks(
     omega: float | str,
     eps_scaling: int,
     prune: float,
+    keep_mass: float,
+    max_per_row: int | None,
+    stream_above: int,
     solver: str,
     pot_method: str,
 ) -> AlignResult:
     ops = problem.ops
-    chunks, cmax = _block_costs(problem, layout, a_cells, b_cells)
+    xs, xt = _shifted_reps(problem, layout)
+    # the POT reference path solves every block dense
+    streamed = layout.streamed(stream_above) & (solver == "batched")
+    chunks, cmax = _block_costs(
+        problem, layout, a_cells, b_cells, xs, xt, np.flatnonzero(~streamed)
+    )
+    large = {}
+    for gid in np.flatnonzero(streamed):
+        si, ti = layout.source_index[gid], layout.target_index[gid]
+        cost = FactoredCost.sqeuclidean(xs[si], xt[ti], dtype=ops.dtype)
+        cmax = max(cmax, cost.max())
+        large[gid] = cost
     scale = cmax if cmax > 0 else 1.0
     eps = eps_rel * scale
     reg_m_abs = None if reg_m is None else reg_m * scale
     G = layout.n_groups
     n_iter, error, converged = np.zeros(G, int), np.zeros(G), np.zeros(G, bool)
-    builder = CouplingBuilder(layout.n_source, layout.n_target, prune=prune)
+    builder = CouplingBuilder(
+        layout.n_source, layout.n_target, prune=prune, keep_mass=keep_mass,
+        max_per_row=max_per_row,
+    )  # fmt: skip
     for ids, C, a, b in chunks:
         if solver == "batched":
             out = sinkhorn_padded(
@@ -128,6 +170,18 @@ def _solve_chunks(
             [layout.target_index[g] for g in ids],
         )
         del plan
+    del chunks
+    n_passes = 0
+    for gid, cost in large.items():
+        si, ti = layout.source_index[gid], layout.target_index[gid]
+        out = solve_stream(
+            cost, a_cells[gid], b_cells[gid], eps, reg_m=reg_m_abs, tol=tol, max_iter=max_iter,
+            eps_scaling=eps_scaling, omega=omega, keep_mass=keep_mass,
+            max_per_row=max_per_row, prune=prune,
+        )  # fmt: skip
+        builder.add_sparse(si[out.rows], ti[out.cols], out.vals, out.dropped)
+        n_iter[gid], error[gid], converged[gid] = out.n_iter, out.error, out.converged
+        n_passes += out.n_passes
     coupling = builder.to_csr()
     transported = float(coupling.sum())
     if transported <= 0:
@@ -146,6 +200,9 @@ def _solve_chunks(
         "max_iter": max_iter,
         "solver": solver,
         "prune": prune,
+        "keep_mass": keep_mass,
+        "max_per_row": 0 if max_per_row is None else max_per_row,
+        "stream_above": stream_above,
     }
     if reg_m is not None:
         parameters.update(
@@ -156,11 +213,15 @@ def _solve_chunks(
         "n_iter": int(n_iter.max()),
         err_name: float(np.nanmax(error)) if G else 0.0,
         "n_groups": G,
+        "dropped_mass": builder.dropped_mass,
+        "n_streamed_groups": len(large),
+        "n_streamed_passes": n_passes,
         "groups": {
             "names": layout.names,
             "n_iter": n_iter,
             err_name: error,
             "converged": converged,
+            "streamed": streamed,
         },
     }
     return AlignResult(coupling=coupling, parameters=parameters, convergence=convergence)
@@ -206,6 +267,9 @@ def leot(
     omega: float | str = "auto",
     eps_scaling: int = 3,
     prune: float = 1e-12,
+    keep_mass: float = DEFAULT_KEEP_MASS,
+    max_per_row: int | None = DEFAULT_MAX_PER_ROW,
+    stream_above: int | None = None,
     solver: Literal["batched", "pot"] = "batched",
     pot_method: str = "sinkhorn",
     group_weights: GroupWeights = "source",
@@ -231,6 +295,16 @@ def leot(
         loose tolerance and warm-starting the next.
     prune
         Entries below ``prune`` times their row's maximum are not stored.
+    keep_mass
+        Each stored row keeps its largest entries up to this share of its mass, rescaled so
+        that the row keeps its full mass (``1.0``: no mass dropped).
+    max_per_row
+        At most this many entries are stored per row (``None``: no cap). The mass moved from
+        dropped entries is ``uns[key_added]["convergence"]["dropped_mass"]``.
+    stream_above
+        Groups with more source x target pairs than this are solved without a dense block:
+        the cost is streamed in row chunks from its factorisation (``None``: 4096 x 4096 on
+        CPU, 32768 x 32768 on a GPU; ``0`` streams every group). Same solution up to ``tol``.
     solver
         ``"batched"`` (padded groups in one tensor program) or ``"pot"`` (``ot.sinkhorn`` per
         group, for reference).
@@ -249,7 +323,8 @@ def leot(
     a, b = layout.cell_masses(layout.group_mass(group_weights))
     result = _solve_blocks(
         problem, layout, a, b, reg_m=None, tol=tol, max_iter=max_iter, omega=omega,
-        eps_scaling=eps_scaling, prune=prune, solver=solver, pot_method=pot_method,
+        eps_scaling=eps_scaling, prune=prune, keep_mass=keep_mass, max_per_row=max_per_row,
+        stream_above=stream_above, solver=solver, pot_method=pot_method,
     )  # fmt: skip
     result.parameters["group_weights"] = group_weights
     return result
@@ -266,6 +341,9 @@ def eot(
     omega: float | str = "auto",
     eps_scaling: int = 3,
     prune: float = 1e-12,
+    keep_mass: float = DEFAULT_KEEP_MASS,
+    max_per_row: int | None = DEFAULT_MAX_PER_ROW,
+    stream_above: int | None = None,
     solver: Literal["batched", "pot"] = "batched",
     pot_method: str = "sinkhorn",
 ) -> AlignResult:
@@ -289,6 +367,16 @@ def eot(
         loose tolerance and warm-starting the next.
     prune
         Entries below ``prune`` times their row's maximum are not stored.
+    keep_mass
+        Each stored row keeps its largest entries up to this share of its mass, rescaled so
+        that the row keeps its full mass (``1.0``: no mass dropped).
+    max_per_row
+        At most this many entries are stored per row (``None``: no cap). The mass moved from
+        dropped entries is ``uns[key_added]["convergence"]["dropped_mass"]``.
+    stream_above
+        Groups with more source x target pairs than this are solved without a dense block:
+        the cost is streamed in row chunks from its factorisation (``None``: 4096 x 4096 on
+        CPU, 32768 x 32768 on a GPU; ``0`` streams every group). Same solution up to ``tol``.
     solver
         ``"batched"`` (padded groups in one tensor program) or ``"pot"`` (``ot.sinkhorn`` per
         group, for reference).
@@ -304,7 +392,8 @@ def eot(
     a, b = layout.cell_masses(np.ones(1))
     return _solve_blocks(
         problem, layout, a, b, reg_m=None, tol=tol, max_iter=max_iter, omega=omega,
-        eps_scaling=eps_scaling, prune=prune, solver=solver, pot_method=pot_method,
+        eps_scaling=eps_scaling, prune=prune, keep_mass=keep_mass, max_per_row=max_per_row,
+        stream_above=stream_above, solver=solver, pot_method=pot_method,
     )  # fmt: skip
 
 
@@ -318,6 +407,9 @@ def uot(
     tol: float = 1e-6,
     max_iter: int = 10_000,
     prune: float = 1e-12,
+    keep_mass: float = DEFAULT_KEEP_MASS,
+    max_per_row: int | None = DEFAULT_MAX_PER_ROW,
+    stream_above: int | None = None,
     solver: Literal["batched", "pot"] = "batched",
 ) -> AlignResult:
     """Unbalanced entropic OT per group (KL marginal penalties, POT's ``reg_type="kl"``).
@@ -340,6 +432,16 @@ def uot(
         Iteration cap.
     prune
         Entries below ``prune`` times their row's maximum are not stored.
+    keep_mass
+        Each stored row keeps its largest entries up to this share of its mass, rescaled so
+        that the row keeps its full mass (``1.0``: no mass dropped).
+    max_per_row
+        At most this many entries are stored per row (``None``: no cap). The mass moved from
+        dropped entries is ``uns[key_added]["convergence"]["dropped_mass"]``.
+    stream_above
+        Groups with more source x target pairs than this are solved without a dense block:
+        the cost is streamed in row chunks from its factorisation (``None``: 4096 x 4096 on
+        CPU, 32768 x 32768 on a GPU; ``0`` streams every group). Same solution up to ``tol``.
     solver
         ``"batched"`` or ``"pot"`` (``ot.unbalanced.sinkhorn_unbalanced`` per group).
 
@@ -356,5 +458,6 @@ def uot(
     b = [np.full(len(i), 1.0 / nt) for i in layout.target_index]
     return _solve_blocks(
         problem, layout, a, b, reg_m=reg_m, tol=tol, max_iter=max_iter, omega=1.0,
-        eps_scaling=0, prune=prune, solver=solver, pot_method="sinkhorn",
+        eps_scaling=0, prune=prune, keep_mass=keep_mass, max_per_row=max_per_row,
+        stream_above=stream_above, solver=solver, pot_method="sinkhorn",
     )  # fmt: skip
