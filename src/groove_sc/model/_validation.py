@@ -31,28 +31,40 @@ def _values(x) -> np.ndarray:
     return np.asarray(x.data if sp.issparse(x) else x)
 
 
+#: Values checked at once: the checks' temporaries stay small whatever the data size.
+_CHECK_CHUNK = 1 << 22
+
+
+def _all_chunks(v: np.ndarray, test) -> bool:
+    """``test(chunk).all()`` over flat chunks of ``v`` (no full-size temporaries)."""
+    flat = v.reshape(-1)
+    return all(
+        bool(test(flat[i : i + _CHECK_CHUNK]).all()) for i in range(0, flat.size, _CHECK_CHUNK)
+    )
+
+
 def check_matrix(x, mod: str, where: str, likelihood: str) -> None:
     """NaN/inf -> error; negative under a count likelihood -> error; non-integer -> warning."""
     v = _values(x)
-    if not np.isfinite(v).all():
+    if not _all_chunks(v, np.isfinite):
         raise ValueError(
             f"Modality '{mod}' ({where}) contains NaN or infinite values; remove or impute them "
             "before setup_mudata."
         )
     if LIKELIHOODS[likelihood].is_count:
-        if (v < 0).any():
+        if not _all_chunks(v, lambda c: c >= 0):
             raise ValueError(
                 f"Modality '{mod}' ({where}) has negative values but likelihood '{likelihood}' "
                 "needs raw counts; point layers[...] at the counts or use likelihood 'normal'."
             )
-        if not np.allclose(v, np.round(v)):
+        if not _all_chunks(v, lambda c: np.isclose(c, np.round(c))):
             warnings.warn(
                 f"Modality '{mod}' ({where}) has non-integer values under count likelihood "
                 f"'{likelihood}'; is it normalised? Use the raw counts layer if you have one.",
                 UserWarning,
                 stacklevel=3,
             )
-    elif likelihood == "bernoulli" and not np.isin(v, (0, 1)).all():
+    elif likelihood == "bernoulli" and not _all_chunks(v, lambda c: (c == 0) | (c == 1)):
         raise ValueError(
             f"Modality '{mod}' ({where}) must be binary (0/1) for likelihood 'bernoulli'; "
             "binarise it first."
