@@ -103,7 +103,7 @@ def align(
     about 5000 x 5000) unless you pass a larger ``max_pairs`` (or ``None``).
 
     **Storage.** Couplings store ``O(n)`` entries: each row keeps its largest entries up to
-    ``keep_mass`` (default ``0.99``) of its mass and at most ``max_per_row`` (default ``100``),
+    ``keep_mass`` (default ``0.99``) of its mass and at most ``max_per_row`` (default ``256``),
     rescaled so that the row keeps its mass; the moved mass is
     ``uns[key_added]["convergence"]["dropped_mass"]`` (``keep_mass=1.0, max_per_row=None``
     keeps the whole plan). Groups with more than ``stream_above`` cell pairs (default 4096 x

@@ -251,8 +251,11 @@ def pad_gather(
 
 #: Default share of each row's mass that a stored coupling keeps (see :func:`sparsify_rows`).
 DEFAULT_KEEP_MASS = 0.99
-#: Default cap on the entries stored per row of a coupling.
-DEFAULT_MAX_PER_ROW = 100
+#: Default cap on the entries stored per row of a coupling. Large enough that a row spread
+#: uniformly over a typical group (up to 256 cells) is stored whole: capping such a row keeps an
+#: arbitrary subset and moves its barycentric projection (the label-only coupling of a 253-cell
+#: group scored 0.120 instead of 0.115 on PBMC with a cap of 100).
+DEFAULT_MAX_PER_ROW = 256
 #: Entries of a dense plan sparsified at a time.
 SPARSIFY_CHUNK_ENTRIES = 2**22
 
@@ -508,7 +511,7 @@ class CouplingBuilder:
         Examples
         --------
         >>> builder.sparsity_report()  # doctest: +SKIP
-        {'keep_mass': 0.99, 'max_per_row': 100, 'dropped_mass': 0.0042}
+        {'keep_mass': 0.99, 'max_per_row': 256, 'dropped_mass': 0.0042}
 
         """
         return {
