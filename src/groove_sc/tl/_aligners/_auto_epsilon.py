@@ -115,6 +115,16 @@ def projection_auc(
     return float(values.mean()) if values.size else float("nan")
 
 
+def _near_best(candidates: Sequence[float], scores: Sequence[float], tol: float) -> list[float]:
+    """The candidates whose (finite) score is within ``tol`` of the best; empty if none."""
+    scores = np.asarray(scores, dtype=float)
+    ok = np.isfinite(scores)
+    if not ok.any():
+        return []
+    best = scores[ok].max()
+    return [c for c, s, k in zip(candidates, scores, ok) if k and s >= best - tol]
+
+
 def choose_truth_free(candidates: Sequence[float], scores: Sequence[float], tol: float) -> float:
     """The largest candidate whose score is within ``tol`` of the best (NaN scores ignored).
 
@@ -126,13 +136,8 @@ def choose_truth_free(candidates: Sequence[float], scores: Sequence[float], tol:
     0.4
 
     """
-    scores = np.asarray(scores, dtype=float)
-    ok = np.isfinite(scores)
-    if not ok.any():
-        return float("nan")
-    best = scores[ok].max()
-    near = [c for c, s, k in zip(candidates, scores, ok) if k and s >= best - tol]
-    return float(max(near))
+    near = _near_best(candidates, scores, tol)
+    return float(max(near)) if near else float("nan")
 
 
 def choose_near_default(
@@ -151,12 +156,9 @@ def choose_near_default(
     0.4
 
     """
-    scores = np.asarray(scores, dtype=float)
-    ok = np.isfinite(scores)
-    if not ok.any():
+    near = _near_best(candidates, scores, tol)
+    if not near:
         return float("nan")
-    best = scores[ok].max()
-    near = [c for c, s, k in zip(candidates, scores, ok) if k and s >= best - tol]
     return float(min(near, key=lambda c: (abs(np.log(c / default)), -c)))
 
 
