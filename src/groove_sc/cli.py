@@ -102,41 +102,17 @@ def quickstart(
     model.save(out / "model", overwrite=True)
     gs.tl.embed(mdata, model, key_added="X_groove")
     _log(f"aligning {src} -> {tgt} with '{method}'")
-    gs.tl.align(
-        mdata,
-        source=src,
-        target=tgt,
-        use_rep="X_groove",
-        method=method,
-        groupby="perturbation",
-        key_added="groove_coupling",
-    )
-    gs.tl.impute(
-        mdata,
-        source=src,
-        target=tgt,
-        coupling_key="groove_coupling",
-        model=model,
-        key_added=f"{tgt}_imputed",
-    )
+
+    def align_and_impute(rep: str, coupling_key: str, imputed_key: str, **impute_kw) -> None:
+        gs.tl.align(mdata, source=src, target=tgt, use_rep=rep, method=method,
+                    groupby="perturbation", key_added=coupling_key)  # fmt: skip
+        gs.tl.impute(mdata, source=src, target=tgt, coupling_key=coupling_key,
+                     key_added=imputed_key, **impute_kw)  # fmt: skip
+
+    align_and_impute("X_groove", "groove_coupling", f"{tgt}_imputed", model=model)
     _log(f"label-only reference: the 'labels' learner (one-hot labels) with '{method}'")
     gs.benchmark.LEARNERS["labels"](mdata, "X_labels", groupby="perturbation", seed=seed)
-    gs.tl.align(
-        mdata,
-        source=src,
-        target=tgt,
-        use_rep="X_labels",
-        method=method,
-        groupby="perturbation",
-        key_added="labels_coupling",
-    )
-    gs.tl.impute(
-        mdata,
-        source=src,
-        target=tgt,
-        coupling_key="labels_coupling",
-        key_added=f"{tgt}_imputed_labels",
-    )
+    align_and_impute("X_labels", "labels_coupling", f"{tgt}_imputed_labels")
     truth = _partner_features(mdata, src, tgt)
     imp, imp_labels = mdata.mod[f"{tgt}_imputed"], mdata.mod[f"{tgt}_imputed_labels"]
     metrics = {
