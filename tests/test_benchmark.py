@@ -302,6 +302,41 @@ def test_sweep_appends_and_resumes(tmp_path):
     )
 
 
+def test_sweep_varies_simulation_settings_and_names_learner_variants(tmp_path):
+    out = tmp_path / "vary.csv"
+    res = gs.benchmark.run_sweep(
+        out,
+        ["pca", "pca_2"],
+        ["egw"],
+        shared_fractions=[0.8],
+        seeds=[0],
+        simulation=SIM,
+        vary={"label_noise": [0.0, 0.5]},
+        variants={"pca_2": {"learner": "pca", "n_comps": 2}},
+        progress=False,
+    )
+    assert set(res["dataset"]) == {"simulate[label_noise=0]", "simulate[label_noise=0.5]"}
+    assert set(res["learner"]) == {"pca", "pca_2"}
+    ok = res[(res["status"] == "ok") & (res["metric"] == "foscttm_barycentric")]
+    fos = ok.set_index(["dataset", "learner"])["value"]
+    # the variant ran with its own setting, the noisy labels changed the label-constrained plan
+    assert fos[("simulate[label_noise=0]", "pca")] != fos[("simulate[label_noise=0]", "pca_2")]
+    assert fos[("simulate[label_noise=0]", "pca")] != fos[("simulate[label_noise=0.5]", "pca")]
+    # each (dataset, learner) equals a direct run on that simulation with those arguments
+    sim = gs.datasets.simulate(shared_fraction=0.8, seed=0, paired=True, label_noise=0.5, **SIM)
+    direct = gs.benchmark.run(
+        sim, ["pca"], ["egw"], seeds=[0], learner_kwargs={"pca": {"n_comps": 2}}
+    )
+    direct = direct[(direct["status"] == "ok") & (direct["metric"] == "foscttm_barycentric")]
+    assert fos[("simulate[label_noise=0.5]", "pca_2")] == pytest.approx(direct["value"].iloc[0])
+    with pytest.raises(ValueError, match="Learner variant 'bad'.*'learner' entry"):
+        gs.benchmark.run_sweep(out, ["bad"], ["egw"], seeds=[0], variants={"bad": {"n_comps": 2}})
+    with pytest.raises(KeyError, match="Unknown learner.*nope"):
+        gs.benchmark.run_sweep(out, ["v"], ["egw"], seeds=[0], variants={"v": {"learner": "nope"}})
+    with pytest.raises(ValueError, match="vary\\['label_noise'\\] must be a list"):
+        gs.benchmark.run_sweep(out, ["pca"], ["egw"], seeds=[0], vary={"label_noise": 0.2})
+
+
 def test_run_config_and_cli(tmp_path, capsys):
     import yaml
 

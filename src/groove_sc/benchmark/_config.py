@@ -20,6 +20,7 @@ CONFIG_KEYS = {
     "simulation": "simulate(paired=True) sweep: shared_fractions + other simulate arguments",
     "dataset": "alternative to simulation: {path: file.h5mu, clr: {mod: layer}, pca: {...}}",
     "learner_kwargs": "per learner keyword arguments",
+    "variants": "learner variants {name: {learner: registered name, **kwargs}}",
     "aligner_kwargs": "per aligner keyword arguments of tl.align",
     "tuning": "default | truth_free | oracle, or a list of them",
     "source": "source modality",
@@ -43,6 +44,7 @@ _RUN_KEYS = (
     "tuning_criterion",
     "aligner_kwargs",
     "learner_kwargs",
+    "variants",
     "tuning",
     "source",
     "target",
@@ -174,16 +176,19 @@ def run_config(
     """Run the benchmark a YAML file describes; results appended to ``out_csv`` (resumable).
 
     The file names the learners, aligners and seeds, and either a ``simulation`` sweep (its
-    ``shared_fractions`` plus any other argument of :func:`groove_sc.datasets.simulate`;
-    ``paired=True`` is implied) or a ``dataset`` (``{path: file.h5mu}`` with the truth column;
-    a relative path is looked up from the working directory, then from the config's folder;
-    ``clr`` and ``pca`` entries prepare it, see :func:`prepare_dataset`).
-    Optional keys: ``learner_kwargs``, ``aligner_kwargs``, ``tuning``, ``source``, ``target``,
-    ``groupby``, ``truth_key``, ``label_key``, ``epsilon_factors``, ``cv_folds``, ``tuning_tol``,
-    ``oracle_metric``, ``target_rep``, ``tune_aligners``, ``tuning_criterion``, ``threads``,
-    ``n_jobs`` and ``figures`` (``{dir, metrics, tuning}``: also write the grid and sweep
-    plots of each metric). Progress is printed; a failure in one combination is a row of the
-    table, not the end of the run.
+    ``shared_fractions``, an optional ``vary`` of further settings to sweep, see
+    :func:`~groove_sc.benchmark.run_sweep`, plus any other argument of
+    :func:`groove_sc.datasets.simulate`; ``paired=True`` is implied) or a ``dataset``
+    (``{path: file.h5mu}`` with the truth column; a relative path is looked up from the
+    working directory, then from the config's folder; ``clr`` and ``pca`` entries prepare it,
+    see :func:`prepare_dataset`). Optional keys: ``learner_kwargs``, ``variants`` (named
+    learner settings, see :func:`~groove_sc.benchmark.run_units`), ``aligner_kwargs``,
+    ``tuning``, ``source``, ``target``, ``groupby``, ``truth_key``, ``label_key``,
+    ``epsilon_factors``, ``cv_folds``, ``tuning_tol``, ``oracle_metric``, ``target_rep``,
+    ``tune_aligners``, ``tuning_criterion``, ``threads``, ``n_jobs`` and ``figures``
+    (``{dir, metrics, tuning}``: also write the grid and sweep plots of each metric).
+    Progress is printed; a failure in one combination is a row of the table, not the end of
+    the run.
 
     Example file (``benchmarks/configs/simulation_grid.yaml`` holds the documented grid)::
 
@@ -231,6 +236,7 @@ def run_config(
     if "simulation" in cfg:
         sim = dict(cfg["simulation"] or {})
         fractions = sim.pop("shared_fractions", [sim.pop("shared_fraction", 0.5)])
+        kwargs["vary"] = sim.pop("vary", None)
         results = run_sweep(
             out_csv,
             cfg["learners"],

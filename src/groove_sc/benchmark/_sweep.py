@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -64,6 +65,7 @@ def _run_unit(
     load: Callable[[str, float | None, int], MuData],
     aligners: Sequence[str],
     learner_kwargs: Mapping[str, Mapping[str, Any]],
+    variants: Mapping[str, Mapping[str, Any]],
     where: str,
     start: float,
     progress: bool,
@@ -86,22 +88,67 @@ def _run_unit(
                 f"{time.time() - start:.0f} s elapsed",
                 flush=True,
             )
-        kw = {learner: learner_kwargs[learner]} if learner in learner_kwargs else None
+        base, kw = _resolve_learner(learner, learner_kwargs, variants)
         res = run(
             mdata,
-            [learner],
+            [base],
             aligners,
             seeds=[int(seed)],
-            learner_kwargs=kw,
+            learner_kwargs={base: kw} if kw else None,
             progress=progress,
             **run_kwargs,
         )
+        res["learner"] = learner
         res.insert(0, "shared_fraction", np.nan if fraction is None else float(fraction))
         res.insert(0, "dataset", dataset)
         if append_to is not None:
             _append(append_to, res)
         parts.append(res)
     return pd.concat(parts, ignore_index=True)
+
+
+def _resolve_learner(
+    name: str,
+    learner_kwargs: Mapping[str, Mapping[str, Any]],
+    variants: Mapping[str, Mapping[str, Any]],
+) -> tuple[str, dict[str, Any]]:
+    """Registered learner and keyword arguments of a learner or variant name."""
+    if name not in variants:
+        return name, dict(learner_kwargs.get(name, {}))
+    spec = dict(variants[name])
+    base = spec.pop("learner")
+    return base, {**learner_kwargs.get(base, {}), **learner_kwargs.get(name, {}), **spec}
+
+
+def check_variants(
+    variants: Mapping[str, Mapping[str, Any]] | None,
+) -> dict[str, dict[str, Any]]:
+    """Validate learner variants: ``{name: {"learner": registered name, **kwargs}}``.
+
+    A variant is a registered learner run under its own name with other keyword arguments
+    (``groove_tau0.05: {learner: groove, temperature: 0.05}``), so that one sweep compares
+    settings of one learner.
+
+    Examples
+    --------
+    >>> check_variants({"groove_b1": {"learner": "groove", "beta": 1.0}})["groove_b1"]["beta"]
+    1.0
+
+    """
+    out = {}
+    for name, spec in (variants or {}).items():
+        if not isinstance(spec, Mapping) or "learner" not in spec:
+            raise ValueError(
+                f"Learner variant '{name}' must be a mapping with a 'learner' entry naming a "
+                f"registered learner, e.g. {{learner: groove, beta: 1.0}}; got {spec!r}."
+            )
+        if name in LEARNERS:
+            raise ValueError(
+                f"Learner variant '{name}' has the name of a registered learner; rename it."
+            )
+        check_names([spec["learner"]], LEARNERS, "learner")
+        out[str(name)] = dict(spec)
+    return out
 
 
 def run_units(
@@ -112,6 +159,7 @@ def run_units(
     aligners: Sequence[str],
     *,
     learner_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+    variants: Mapping[str, Mapping[str, Any]] | None = None,
     n_jobs: int = 1,
     threads: int | None = None,
     progress: bool = True,
@@ -132,7 +180,10 @@ def run_units(
     load
         ``load(dataset, shared_fraction, seed) -> MuData``.
     learners, aligners, learner_kwargs
-        As in :func:`run`.
+        As in :func:`run`; ``learners`` may also name ``variants``.
+    variants
+        Learner variants, ``{name: {"learner": registered name, **kwargs}}`` (see
+        :func:`check_variants`): rows carry the variant's name.
     n_jobs
         Units run in parallel processes (joblib); with 1, rows are appended after every
         learner, otherwise after every unit, as units finish.
@@ -153,7 +204,8 @@ def run_units(
     >>> run_units("res.csv", [("sim", 0.5, 0)], load, ["pca"], ["egw"])  # doctest: +SKIP
 
     """
-    learners = check_names(learners, LEARNERS, "learner")
+    variants = check_variants(variants)
+    learners = check_names(learners, {**LEARNERS, **variants}, "learner")
     out_csv = Path(out_csv)
     done = _done(read_results(out_csv))
     learner_kwargs = dict(learner_kwargs or {})
@@ -171,7 +223,7 @@ def run_units(
                 print(f"[groove-sc benchmark] {where}: already in {out_csv}, skipped", flush=True)
             continue
         jobs.append(((dataset, fraction, int(seed)), todo, where))
-    common = (aligners, learner_kwargs)
+    common = (aligners, learner_kwargs, variants)
     if n_jobs == 1 or len(jobs) <= 1:
         for unit, todo, where in jobs:
             _run_unit(unit, todo, load, *common, where, start, progress, threads, out_csv,
@@ -190,6 +242,42 @@ def run_units(
     return read_results(out_csv)
 
 
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def simulation_settings(
+    vary: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]] | None,
+) -> dict[str, dict[str, Any]]:
+    """Dataset name -> extra :func:`~groove_sc.datasets.simulate` arguments of a sweep's ``vary``.
+
+    Examples
+    --------
+    >>> list(simulation_settings({"label_noise": [0.0, 0.2]}))
+    ['simulate[label_noise=0]', 'simulate[label_noise=0.2]']
+    >>> simulation_settings(None)
+    {'simulate': {}}
+
+    """
+    if not vary:
+        return {"simulate": {}}
+    if isinstance(vary, Mapping):
+        keys = list(vary)
+        for key in keys:
+            if isinstance(vary[key], str) or not isinstance(vary[key], Sequence):
+                raise ValueError(
+                    f"vary['{key}'] must be a list of values to sweep; got {vary[key]!r}."
+                )
+        combos = [dict(zip(keys, values)) for values in itertools.product(*vary.values())]
+    else:
+        combos = [dict(c) for c in vary]
+    out = {}
+    for combo in combos:
+        label = ",".join(f"{k}={_fmt(v)}" for k, v in combo.items())
+        out[f"simulate[{label}]"] = combo
+    return out
+
+
 def run_sweep(
     out_csv: str | Path,
     learners: Sequence[str],
@@ -198,6 +286,7 @@ def run_sweep(
     seeds: Sequence[int] = (0, 1, 2),
     simulation: Mapping[str, Any] | None = None,
     *,
+    vary: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]] | None = None,
     progress: bool = True,
     **run_kwargs: Any,
 ) -> pd.DataFrame:
@@ -220,6 +309,11 @@ def run_sweep(
     simulation
         Other arguments of :func:`groove_sc.datasets.simulate` (``n_perturbations``,
         ``cells_per_perturbation``, ``n_features``...).
+    vary
+        Further simulation settings to sweep, each on top of ``simulation``: a mapping of
+        argument to values (every combination, ``{"label_noise": [0, 0.2]}``) or a list of
+        settings (``[{"n_perturbations": 200, "cells_per_perturbation": 10}, ...]``). Rows carry
+        ``dataset="simulate[label_noise=0.2]"``; without ``vary``, ``dataset="simulate"``.
     progress
         Print progress lines.
     **run_kwargs
@@ -240,12 +334,14 @@ def run_sweep(
     from ..datasets import simulate
 
     sim = dict(simulation or {})
+    settings = simulation_settings(vary)
     for bad in ("shared_fraction", "seed", "paired"):
-        if bad in sim:
+        if bad in sim or any(bad in extra for extra in settings.values()):
             raise ValueError(f"simulation must not set '{bad}': the sweep sets it.")
 
     def load(dataset: str, fraction: float | None, seed: int) -> MuData:
-        return simulate(shared_fraction=fraction, seed=seed, paired=True, **sim)
+        kwargs = {**sim, **settings[dataset]}
+        return simulate(shared_fraction=fraction, seed=seed, paired=True, **kwargs)
 
-    units = [("simulate", float(f), int(s)) for s in seeds for f in shared_fractions]
+    units = [(name, float(f), int(s)) for name in settings for s in seeds for f in shared_fractions]
     return run_units(out_csv, units, load, learners, aligners, progress=progress, **run_kwargs)
