@@ -18,7 +18,7 @@ quickstart: setup
 	$(BIN)/groove-sc quickstart --out groove_quickstart
 
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests src/groove_sc
 
 docs: setup
 	$(BIN)/python -m pip install -q -e ".[test,docs]"

@@ -43,7 +43,7 @@ class ArrayOps:
 
     Examples
     --------
-    >>> ops = resolve_backend("cpu", None, "float32")  # doctest: +SKIP
+    >>> ops = resolve_backend("cpu", None, "float32")
     >>> ops.name
     'numpy'
 

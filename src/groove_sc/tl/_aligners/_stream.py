@@ -281,7 +281,7 @@ class StreamOutput:
     Examples
     --------
     >>> out = solve_stream(cost, a, b, 0.1)  # doctest: +SKIP
-    >>> out.converged
+    >>> out.converged  # doctest: +SKIP
     True
 
     """

@@ -1,0 +1,67 @@
+"""Shared definitions: default keys, registry-key formatters, likelihood kinds, solver defaults.
+
+Every default key string and every table used by more than one subpackage is written here once.
+"""
+
+from __future__ import annotations
+
+#: Default label column (the perturbation each cell received).
+DEFAULT_GROUPBY = "perturbation"
+#: Default ``obsm`` key of GROOVE's latent (``tl.embed``'s ``key_added``).
+DEFAULT_REP = "X_groove"
+#: Default ``obsp``/``uns`` key of a coupling (``tl.align``'s ``key_added``).
+DEFAULT_COUPLING_KEY = "groove_coupling"
+#: Default truth column (shared by the two views of one cell; evaluation only).
+DEFAULT_TRUTH_KEY = "cell_id"
+#: Layer that holds raw counts by convention.
+COUNTS_LAYER = "counts"
+
+#: Likelihood name -> kind of data it models (``"count"``, ``"continuous"``, ``"binary"``).
+LIKELIHOOD_KINDS: dict[str, str] = {
+    "nb": "count",
+    "zinb": "count",
+    "poisson": "count",
+    "normal": "continuous",
+    "bernoulli": "binary",
+}
+#: Likelihoods of count data.
+COUNT_LIKELIHOODS: tuple[str, ...] = tuple(k for k, v in LIKELIHOOD_KINDS.items() if v == "count")
+
+#: Coupling entries at or below this value are dropped after a solve.
+DEFAULT_PRUNE = 1e-12
+
+
+def x_key(mod: str) -> str:
+    """Registry key of a modality's data.
+
+    Examples
+    --------
+    >>> x_key("rna")
+    'X_rna'
+
+    """
+    return f"X_{mod}"
+
+
+def labels_key(mod: str) -> str:
+    """Registry key of a modality's group labels.
+
+    Examples
+    --------
+    >>> labels_key("rna")
+    'labels_rna'
+
+    """
+    return f"labels_{mod}"
+
+
+def batch_key(mod: str) -> str:
+    """Registry key of a modality's batch covariate.
+
+    Examples
+    --------
+    >>> batch_key("rna")
+    'batch_rna'
+
+    """
+    return f"batch_{mod}"
