@@ -5,6 +5,8 @@ Every default key string and every table used by more than one subpackage is wri
 
 from __future__ import annotations
 
+from functools import partial
+
 #: Default label column (the perturbation each cell received).
 DEFAULT_GROUPBY = "perturbation"
 #: Default ``obsm`` key of GROOVE's latent (``tl.embed``'s ``key_added``).
@@ -31,37 +33,19 @@ COUNT_LIKELIHOODS: tuple[str, ...] = tuple(k for k, v in LIKELIHOOD_KINDS.items(
 DEFAULT_PRUNE = 1e-12
 
 
-def x_key(mod: str) -> str:
-    """Registry key of a modality's data.
+def registry_key(field: str, mod: str) -> str:
+    """Registry key of a modality's ``field`` (``"X"``, ``"labels"`` or ``"batch"``).
 
     Examples
     --------
-    >>> x_key("rna")
-    'X_rna'
+    >>> registry_key("labels", "rna"), x_key("rna"), batch_key("prot")
+    ('labels_rna', 'X_rna', 'batch_prot')
 
     """
-    return f"X_{mod}"
+    return f"{field}_{mod}"
 
 
-def labels_key(mod: str) -> str:
-    """Registry key of a modality's group labels.
-
-    Examples
-    --------
-    >>> labels_key("rna")
-    'labels_rna'
-
-    """
-    return f"labels_{mod}"
-
-
-def batch_key(mod: str) -> str:
-    """Registry key of a modality's batch covariate.
-
-    Examples
-    --------
-    >>> batch_key("rna")
-    'batch_rna'
-
-    """
-    return f"batch_{mod}"
+#: Registry key of a modality's data, labels and batch covariate.
+x_key = partial(registry_key, "X")
+labels_key = partial(registry_key, "labels")
+batch_key = partial(registry_key, "batch")
