@@ -106,12 +106,6 @@ class StreamOutput:
         The columns' cheapest rows used in the first support (pass them to a warm-started
         solve of a nearby cost).
 
-    Examples
-    --------
-    >>> out = solve_stream(cost, a, b, 0.1)  # doctest: +SKIP
-    >>> out.converged  # doctest: +SKIP
-    True
-
     """
 
     rows: np.ndarray
@@ -443,10 +437,8 @@ def _subsample_potentials(
     C = sub.rows(0, len(si))[None]
     a_sub = np.full((1, len(si)), mass / len(si))
     b_sub = np.full((1, len(ti)), mass / len(ti))
-    out = sinkhorn_padded(
-        C, ops.asarray(a_sub), ops.asarray(b_sub), eps, ops=ops, tol=tol, max_iter=max_iter,
-        eps_scaling=3,
-    )  # fmt: skip
+    a_dev, b_dev = ops.asarray(a_sub), ops.asarray(b_sub)
+    out = sinkhorn_padded(C, a_dev, b_dev, eps, ops=ops, tol=tol, max_iter=max_iter, eps_scaling=3)
     f_sub = ops.to_numpy(out.f[0]).astype(np.float64)
     plan = -np.sort(-ops.to_numpy(out.plan[0]).astype(np.float64), axis=1)
     del C, out
