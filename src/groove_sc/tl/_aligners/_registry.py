@@ -17,8 +17,6 @@ import scipy.sparse as sp
 if TYPE_CHECKING:
     from ._problem import AlignProblem
 
-LabelUse = Literal["required", "optional", "ignored"]
-
 
 @dataclass
 class AlignResult:
@@ -45,6 +43,10 @@ class AlignResult:
     coupling: sp.csr_matrix
     parameters: dict[str, Any] = field(default_factory=dict)
     convergence: dict[str, Any] = field(default_factory=dict)
+
+
+#: How an aligner uses ``groupby`` (see :class:`Aligner`).
+LabelUse = Literal["required", "optional", "ignored"]
 
 
 @dataclass(frozen=True)

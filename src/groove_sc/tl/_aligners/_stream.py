@@ -52,8 +52,6 @@ from ._sparse_sinkhorn import sparse_sinkhorn
 
 __all__ = ["FactoredCost", "StreamOutput", "solve_stream"]
 
-_R = TypeVar("_R")
-
 #: Entries per row of the sparse phase's support: each row's largest entries holding all but
 #: ``SUPPORT_SLACK * tol`` of its mass, at most ``SUPPORT_MAX`` (searched among the
 #: ``SUPPORT_FIRST`` largest first).
@@ -75,6 +73,8 @@ OMEGA_MAX_PASS = 1.8
 OMEGA_FROM = 1e-2
 #: Largest number of (exact pass + sparse phase) rounds of one solve.
 MAX_ROUNDS = 8
+
+_R = TypeVar("_R")
 
 
 @dataclass
@@ -605,20 +605,10 @@ class _StreamSolve:
 
     def output(self, res: _PassResult, column_nearest: np.ndarray | None) -> StreamOutput:
         """The :class:`StreamOutput` of the last pass ``res``."""
+        converged = res.error < self.tol
         return StreamOutput(
-            rows=res.rows,
-            cols=res.cols,
-            vals=res.vals,
-            dropped=res.dropped,
-            f=res.f,
-            g=res.g,
-            n_iter=self.iters,
-            n_passes=self.passes,
-            error=res.error,
-            converged=res.error < self.tol,
-            stat=res.stat,
-            support_size=self.support_size,
-            column_nearest=column_nearest,
+            *(res.rows, res.cols, res.vals, res.dropped, res.f, res.g, self.iters, self.passes),
+            *(res.error, converged, res.stat, self.support_size, column_nearest),
         )
 
     def exact_pass(self, f: np.ndarray, g: np.ndarray, **kw: Any) -> _PassResult:
