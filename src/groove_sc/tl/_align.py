@@ -7,13 +7,15 @@ import warnings
 from typing import Any, Literal
 
 import numpy as np
+import scipy.sparse as sp
 from mudata import MuData
 
+from .._constants import DEFAULT_COUPLING_KEY, DEFAULT_GROUPBY, DEFAULT_REP
 from .._mudata import check_disjoint_obs_names, check_modalities, embed_block
 from ._aligners import ALIGNERS
 from ._aligners._auto_epsilon import FALLBACK_EPSILON, auto_epsilon
-from ._aligners._problem import UseRep, as_h5_value, build_problem, rep_key
-from ._aligners._registry import check_total_mass
+from ._aligners._problem import AlignProblem, UseRep, as_h5_value, build_problem, rep_key
+from ._aligners._registry import Aligner, AlignResult, check_total_mass
 from ._aligners._unmatched import DEFAULT_UNMATCHED_K, couple_unmatched
 
 #: Unlabeled dense methods (``eot``, ``egw_all``, ``coot``, ``fgw`` without groupby) refuse
@@ -25,11 +27,11 @@ def align(
     mdata: MuData,
     source: str,
     target: str,
-    use_rep: UseRep = "X_groove",
+    use_rep: UseRep = DEFAULT_REP,
     method: str = "leot",
-    groupby: str | None = "perturbation",
+    groupby: str | None = DEFAULT_GROUPBY,
     epsilon: float | Literal["auto"] | None = "auto",
-    key_added: str = "groove_coupling",
+    key_added: str = DEFAULT_COUPLING_KEY,
     device: str = "cpu",
     *,
     unmatched: Literal["couple", "drop"] = "couple",
@@ -155,21 +157,76 @@ def align(
 
     Examples
     --------
-    >>> import groove_sc as gs
-    >>> mdata = gs.datasets.simulate(n_perturbations=10, seed=0)  # doctest: +SKIP
-    >>> gs.tl.align(mdata, "rna", "prot", use_rep="X_groove", method="leot",
-    ...             groupby="perturbation")  # doctest: +SKIP
-    >>> mdata.obsp["groove_coupling"].sum()  # doctest: +SKIP
-    1.0
+    >>> gs.tl.align(mdata, "rna", "prot", use_rep="X_true_shared", method="leot")
+    >>> coupling = mdata.obsp["groove_coupling"]
+    >>> coupling.shape, round(float(coupling.sum()), 6)
+    ((134, 134), 1.0)
+    >>> mdata.uns["groove_coupling"]["parameters"]["epsilon_relative"] > 0
+    True
 
     """
     start = time.perf_counter()
+    aligner = _check_arguments(mdata, source, target, method, epsilon, unmatched, key_added)
+    _check_method_kwargs(aligner, method_kwargs)
+    groupby, use_rep = _resolve_groupby_and_rep(aligner, groupby, use_rep, source, target)
+    fixed_epsilon = None if epsilon == "auto" else epsilon
+    problem, dropped = build_problem(
+        mdata,
+        source,
+        target,
+        method,
+        use_rep,
+        groupby,
+        fixed_epsilon,
+        device,
+        backend,
+        dtype,
+        warn_dropped=unmatched == "drop",
+    )
+    _check_size(problem, aligner, max_pairs)
+    _, y_target = problem.rep(shared=aligner.shared_rep)  # fail early on keys / NaN / dims
+    auto_info = None
+    if epsilon == "auto":
+        problem.epsilon, auto_info = auto_epsilon(problem, aligner, method_kwargs, y_target)
+        result = _solve_auto(problem, aligner, method_kwargs, auto_info)
+    else:
+        result = aligner(problem, **method_kwargs)
+    coupling = check_total_mass(result.coupling.tocsr(), method)
+    coupling, unmatched_info = _complete_unmatched(problem, coupling, unmatched, unmatched_k)
+    out = mdata.copy() if copy else mdata
+    out.obsp[key_added] = embed_block(out, coupling, source, target)
+    record = {
+        "source": source,
+        "target": target,
+        "method": method,
+        "use_rep": use_rep if isinstance(use_rep, str) else dict(use_rep),
+        "groupby": groupby,
+        "parameters": result.parameters,
+        "convergence": as_h5_value(result.convergence),
+        "dropped": dropped,
+        "unmatched": unmatched_info,
+        "epsilon_auto": auto_info if auto_info is not None else {"mode": "off"},
+    }
+    out.uns[key_added] = as_h5_value(record | _usage(problem, coupling, start))
+    _warn_unconverged(record["convergence"], method, key_added)
+    return out if copy else None
+
+
+def _check_arguments(
+    mdata: MuData,
+    source: str,
+    target: str,
+    method: str,
+    epsilon: float | str | None,
+    unmatched: str,
+    key_added: str,
+) -> Aligner:
+    """Validate the arguments of :func:`align` that need no data; return the aligner."""
     if method not in ALIGNERS:
         raise ValueError(
             f"Unknown method {method!r}. Valid methods: {sorted(ALIGNERS)}; register a new one "
             "with groove_sc.tl.register_aligner."
         )
-    aligner = ALIGNERS[method]
     check_modalities(mdata, [source, target], "groove_sc.tl.align")
     if source == target:
         raise ValueError(f"source and target are both '{source}'; pass two different modalities.")
@@ -186,106 +243,113 @@ def align(
         raise ValueError(f"unmatched must be 'couple' or 'drop', got {unmatched!r}.")
     if not isinstance(key_added, str) or not key_added:
         raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
-    if not aligner.accepts_any_keyword():
-        unknown = sorted(set(method_kwargs) - set(aligner.keyword_names()))
-        if unknown:
-            raise TypeError(
-                f"Method '{method}' got unexpected keyword argument(s) {unknown}; it accepts "
-                f"{aligner.keyword_names()}."
-            )
+    return ALIGNERS[method]
+
+
+def _check_method_kwargs(aligner: Aligner, method_kwargs: dict[str, Any]) -> None:
+    """Refuse keyword arguments the aligner does not take."""
+    if aligner.accepts_any_keyword():
+        return
+    unknown = sorted(set(method_kwargs) - set(aligner.keyword_names()))
+    if unknown:
+        raise TypeError(
+            f"Method '{aligner.name}' got unexpected keyword argument(s) {unknown}; it accepts "
+            f"{aligner.keyword_names()}."
+        )
+
+
+def _resolve_groupby_and_rep(
+    aligner: Aligner, groupby: str | None, use_rep: UseRep, source: str, target: str
+) -> tuple[str | None, UseRep]:
+    """``groupby`` as the aligner uses it, and ``use_rep`` as one key for shared-space methods."""
     if aligner.labels == "ignored":
         groupby = None
     elif aligner.labels == "required" and groupby is None:
         raise ValueError(
-            f"Method '{method}' is label-constrained and needs groupby= (an obs column present "
-            "in both modalities); for an unlabeled alignment use 'eot', 'egw_all' or 'coot'."
+            f"Method '{aligner.name}' is label-constrained and needs groupby= (an obs column "
+            "present in both modalities); for an unlabeled alignment use 'eot', 'egw_all' or "
+            "'coot'."
         )
     if aligner.shared_rep and not isinstance(use_rep, str):
         keys = {rep_key(use_rep, m) for m in (source, target)}
         if len(keys) != 1:
             raise ValueError(
-                f"Method '{method}' needs one shared representation, got use_rep={use_rep!r}; "
-                "pass a single obsm key present in both modalities."
+                f"Method '{aligner.name}' needs one shared representation, got "
+                f"use_rep={use_rep!r}; pass a single obsm key present in both modalities."
             )
         use_rep = keys.pop()
+    return groupby, use_rep
 
-    fixed_epsilon = None if epsilon == "auto" else epsilon
-    problem, dropped = build_problem(
-        mdata, source, target, method, use_rep, groupby, fixed_epsilon, device, backend, dtype,
-        warn_dropped=unmatched == "drop",
-    )  # fmt: skip
-    if aligner.dense and not problem.labeled and max_pairs is not None:
-        pairs = problem.n_source * problem.n_target
-        if pairs > max_pairs:
-            raise ValueError(
-                f"Method '{method}' solves one dense problem over all {problem.n_source} x "
-                f"{problem.n_target} = {pairs:,} cell pairs, above max_pairs={max_pairs:,}. Use a "
-                "label-constrained method (leot, egwl, cootl, ...), subsample, or pass a larger "
-                "max_pairs (or max_pairs=None) if the memory is available."
-            )
-    _, y_target = problem.rep(shared=aligner.shared_rep)  # fail early on keys / NaN / dims
 
-    auto_info = None
-    if epsilon == "auto":
-        problem.epsilon, auto_info = auto_epsilon(problem, aligner, method_kwargs, y_target)
-        result = _solve_auto(problem, aligner, method_kwargs, auto_info)
-    else:
-        result = aligner(problem, **method_kwargs)
-    coupling = check_total_mass(result.coupling.tocsr(), method)
-    unmatched_info = {"mode": "none left out"}
+def _check_size(problem: AlignProblem, aligner: Aligner, max_pairs: int | None) -> None:
+    """Refuse unlabeled dense problems above ``max_pairs`` cell pairs."""
+    if not aligner.dense or problem.labeled or max_pairs is None:
+        return
+    pairs = problem.n_source * problem.n_target
+    if pairs > max_pairs:
+        raise ValueError(
+            f"Method '{aligner.name}' solves one dense problem over all {problem.n_source} x "
+            f"{problem.n_target} = {pairs:,} cell pairs, above max_pairs={max_pairs:,}. Use a "
+            "label-constrained method (leot, egwl, cootl, ...), subsample, or pass a larger "
+            "max_pairs (or max_pairs=None) if the memory is available."
+        )
+
+
+def _complete_unmatched(
+    problem: AlignProblem, coupling: sp.csr_matrix, unmatched: str, k: int
+) -> tuple[sp.csr_matrix, dict[str, Any]]:
+    """Couple (or leave out, with a warning when asked to couple) the cells outside every block.
+
+    Also checks the coupling's shape.
+    """
+    info: dict[str, Any] = {"mode": "none left out"}
     if problem.labeled and (problem.source_codes < 0).any():
         if unmatched == "couple":
-            coupling, unmatched_info = couple_unmatched(problem, coupling, unmatched_k)
-            if unmatched_info["mode"] == "drop":
+            coupling, info = couple_unmatched(problem, coupling, k)
+            if info["mode"] == "drop":
                 warnings.warn(
                     f"{int((problem.source_codes < 0).sum())} source cells are outside every "
-                    f"same-group block and stay uncoupled: {unmatched_info['reason']}. Pass a "
+                    f"same-group block and stay uncoupled: {info['reason']}. Pass a "
                     "use_rep shared by both modalities to couple them.",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
         else:
-            unmatched_info = {"mode": "drop"}
+            info = {"mode": "drop"}
     if coupling.shape != (problem.n_source, problem.n_target):
         raise ValueError(
-            f"Aligner '{method}' returned a coupling of shape {coupling.shape}, expected "
+            f"Aligner '{problem.method}' returned a coupling of shape {coupling.shape}, expected "
             f"{(problem.n_source, problem.n_target)}."
         )
-    out = mdata.copy() if copy else mdata
-    out.obsp[key_added] = embed_block(out, coupling, source, target)
-    convergence = as_h5_value(result.convergence)
-    out.uns[key_added] = as_h5_value(
-        {
-            "source": source,
-            "target": target,
-            "method": method,
-            "use_rep": use_rep if isinstance(use_rep, str) else dict(use_rep),
-            "groupby": groupby,
-            "parameters": result.parameters,
-            "convergence": convergence,
-            "dropped": dropped,
-            "unmatched": unmatched_info,
-            "epsilon_auto": auto_info if auto_info is not None else {"mode": "off"},
-            "n_source_used": int(np.diff(coupling.indptr).astype(bool).sum()),
-            "n_target_used": int(np.bincount(coupling.indices, minlength=1).astype(bool).sum()),
-            "device": problem.ops.device,
-            "backend": problem.ops.name,
-            "dtype": problem.ops.dtype,
-            "runtime": time.perf_counter() - start,
-        }
-    )
+    return coupling, info
+
+
+def _usage(problem: AlignProblem, coupling: sp.csr_matrix, start: float) -> dict[str, Any]:
+    """Cells used, device, backend, dtype and runtime of an alignment (for ``uns``)."""
+    return {
+        "n_source_used": int(np.diff(coupling.indptr).astype(bool).sum()),
+        "n_target_used": int(np.bincount(coupling.indices, minlength=1).astype(bool).sum()),
+        "device": problem.ops.device,
+        "backend": problem.ops.name,
+        "dtype": problem.ops.dtype,
+        "runtime": time.perf_counter() - start,
+    }
+
+
+def _warn_unconverged(convergence: dict[str, Any], method: str, key_added: str) -> None:
     if not convergence.get("converged", True):
         warnings.warn(
             f"tl.align(method='{method}') did not converge "
             f"({_convergence_summary(convergence)}); increase max_iter or epsilon. Diagnostics "
             f"are in mdata.uns['{key_added}']['convergence'].",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    return out if copy else None
 
 
-def _solve_auto(problem, aligner, method_kwargs: dict[str, Any], info: dict[str, Any]):
+def _solve_auto(
+    problem: AlignProblem, aligner: Aligner, method_kwargs: dict[str, Any], info: dict[str, Any]
+) -> AlignResult:
     """Solve at the auto epsilon; if the full problem diverges there, at the next larger one.
 
     The choice is made on subsampled blocks, and a small epsilon that was stable there can

@@ -162,8 +162,14 @@ def choose_near_default(
     return float(min(near, key=lambda c: (abs(np.log(c / default)), -c)))
 
 
-def _merged_blocks(problem: AlignProblem, fraction: float, max_cells: int, rng):
-    """Random pairs of the problem's groups as blocks, on a subsample of each group's cells."""
+def _merged_blocks(
+    problem: AlignProblem, fraction: float, max_cells: int, rng: np.random.Generator
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """Random pairs of the problem's groups as blocks, on a subsample of each group's cells.
+
+    Returns ``(source_hidden, target_hidden, source_blocks, target_blocks)`` (``-1``: cell
+    not kept) and the block names.
+    """
     layout = problem.layout()
     n_groups = layout.n_groups
     order = rng.permutation(n_groups)
@@ -188,7 +194,8 @@ def _merged_blocks(problem: AlignProblem, fraction: float, max_cells: int, rng):
         blocks[cells[keep]] = block_of_group[group[keep]]
         out.append((hidden, blocks))
     names = np.array([f"cv{i}" for i in range(n_pairs)])
-    return out, names
+    (s_hidden, s_blocks), (t_hidden, t_blocks) = out
+    return (s_hidden, t_hidden, s_blocks, t_blocks), names
 
 
 def hidden_mass(
@@ -246,7 +253,9 @@ def null_threshold(
 
     Examples
     --------
-    >>> null_threshold(P, sh, th, sb, tb, np.random.default_rng(0))  # doctest: +SKIP
+    >>> P, hidden, blocks = sp.csr_matrix(np.eye(4) / 4), np.array([0, 0, 1, 1]), np.zeros(4, int)
+    >>> round(null_threshold(P, hidden, hidden, blocks, blocks, np.random.default_rng(0)), 3)
+    1.129
 
     """
     ok = np.flatnonzero(target_hidden >= 0)
@@ -320,8 +329,12 @@ def auto_epsilon(
 
     Examples
     --------
-    >>> eps, info = auto_epsilon(problem, ALIGNERS["leot"], {}, y)  # doctest: +SKIP
-    >>> info["candidates"], info["scores"]  # doctest: +SKIP
+    >>> from groove_sc.tl._aligners._problem import build_problem
+    >>> problem, _ = build_problem(mdata, "rna", "prot", "leot", "X_true_shared",
+    ...                            "perturbation", None, "cpu", None, "float32")
+    >>> eps, info = auto_epsilon(problem, gs.tl.ALIGNERS["leot"], {}, problem.rep()[1])
+    >>> info["mode"], info["candidates"].tolist(), bool(eps in info["candidates"] or eps == 1.0)
+    ('auto', [0.00125, 0.005, 0.02], True)
 
     """
     start = time.perf_counter()
@@ -335,43 +348,19 @@ def auto_epsilon(
     candidates = sorted({float(f) * float(default) for f in factors if f > 0})
     rng = np.random.default_rng(seed)
     fraction = float(np.sqrt(budget / (2.0 * len(candidates))))
-    ((s_hidden, s_blocks), (t_hidden, t_blocks)), names = _merged_blocks(
-        problem, fraction, max_cells, rng
-    )
+    cells, names = _merged_blocks(problem, fraction, max_cells, rng)
     y = np.asarray(y_target, dtype=np.float64)
-    baseline = projection_auc(
-        _block_centroid_projection(y, s_blocks, t_blocks), y, s_hidden, t_hidden, s_blocks,
-        t_blocks,
-    )  # fmt: skip
-    scores, masses, nulls = [], [], []
-    for eps in candidates:
-        sub = replace(
-            problem, source_codes=s_blocks, target_codes=t_blocks, group_names=names, epsilon=eps
-        )
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                P = aligner(sub, **method_kwargs).coupling
-            scores.append(
-                projection_auc(_projection(P, y), y, s_hidden, t_hidden, s_blocks, t_blocks)
-            )
-            masses.append(hidden_mass(P, s_hidden, t_hidden, s_blocks, t_blocks))
-            nulls.append(null_threshold(P, s_hidden, t_hidden, s_blocks, t_blocks, rng))
-        except (FloatingPointError, ValueError, RuntimeError):
-            scores.append(float("nan"))
-            masses.append(float("nan"))
-            nulls.append(float("nan"))
-    auc = np.asarray(scores, dtype=float)
-    mass = np.asarray(masses, dtype=float)
-    null = np.asarray(nulls, dtype=float)
+    label_only = _block_centroid_projection(y, cells[2], cells[3])
+    baseline = projection_auc(label_only, y, *cells)
+    auc, mass, null = _score_candidates(
+        problem, aligner, method_kwargs, candidates, cells, names, y, rng
+    )
     beats = np.isfinite(mass) & (mass > np.maximum(tol, null))
     fallback = not bool(beats.any())
     if fallback:
         chosen = max(FALLBACK_EPSILON, max(candidates))
     else:
-        chosen = choose_near_default(
-            [c for c, b in zip(candidates, beats) if b], mass[beats], float(default), tol
-        )
+        chosen = choose_near_default(np.asarray(candidates)[beats], mass[beats], default, tol)
     info = {
         "mode": "auto",
         "candidates": np.asarray(candidates),
@@ -388,3 +377,38 @@ def auto_epsilon(
         "seconds": time.perf_counter() - start,
     }
     return float(chosen), info
+
+
+def _score_candidates(
+    problem: AlignProblem,
+    aligner: Aligner,
+    method_kwargs: dict[str, Any],
+    candidates: Sequence[float],
+    cells: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    names: np.ndarray,
+    y: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Solve the merged blocks at each candidate epsilon and score the couplings.
+
+    Returns, per candidate, the projection AUC, the scaled hidden-group mass and its chance
+    threshold (NaN for a candidate whose solve failed).
+    """
+    _, _, s_blocks, t_blocks = cells
+    scores, masses, nulls = [], [], []
+    for eps in candidates:
+        sub = replace(
+            problem, source_codes=s_blocks, target_codes=t_blocks, group_names=names, epsilon=eps
+        )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                P = aligner(sub, **method_kwargs).coupling
+            scores.append(projection_auc(_projection(P, y), y, *cells))
+            masses.append(hidden_mass(P, *cells))
+            nulls.append(null_threshold(P, *cells, rng))
+        except (FloatingPointError, ValueError, RuntimeError):
+            scores.append(float("nan"))
+            masses.append(float("nan"))
+            nulls.append(float("nan"))
+    return tuple(np.asarray(x, dtype=float) for x in (scores, masses, nulls))

@@ -63,7 +63,9 @@ def batched_sqdist(X: Any, Y: Any, ops: ArrayOps) -> Any:
 
     Examples
     --------
-    >>> batched_sqdist(ops.asarray(X), ops.asarray(Y), ops)  # doctest: +SKIP
+    >>> from groove_sc.tl._aligners._backend import resolve_backend
+    >>> batched_sqdist(np.zeros((1, 1, 2)), np.ones((1, 2, 2)), resolve_backend("cpu"))
+    array([[[2., 2.]]])
 
     """
     nx = ops.nx
@@ -83,7 +85,11 @@ def mask_padding(C: Any, a: Any, b: Any, ops: ArrayOps) -> Any:
 
     Examples
     --------
-    >>> C = mask_padding(C, a, b, ops)  # doctest: +SKIP
+    >>> from groove_sc.tl._aligners._backend import resolve_backend
+    >>> C, a, b = np.ones((1, 2, 2)), np.array([[1.0, 0.0]]), np.array([[1.0, 1.0]])
+    >>> mask_padding(C, a, b, resolve_backend("cpu"))
+    array([[[ 1.,  1.],
+            [inf, inf]]])
 
     """
     if ops.name == "numpy":
@@ -99,7 +105,9 @@ def support_max(C: Any, a: Any, b: Any, ops: ArrayOps) -> float:
 
     Examples
     --------
-    >>> support_max(C, a, b, ops)  # doctest: +SKIP
+    >>> from groove_sc.tl._aligners._backend import resolve_backend
+    >>> support_max(np.array([[[1.0, np.inf]]]), None, None, resolve_backend("cpu"))
+    1.0
 
     """
     if ops.name == "numpy":

@@ -13,9 +13,11 @@ from ._registry import AlignResult, register_aligner
 
 
 @register_aligner(
-    "knn", labels="optional", shared_rep=True,
+    "knn",
+    labels="optional",
+    shared_rep=True,
     description="k nearest target cells of each source cell (within its group if groupby)",
-)  # fmt: skip
+)
 def knn(
     problem: AlignProblem,
     k: int = 10,
@@ -41,7 +43,10 @@ def knn(
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", method="knn", k=10)  # doctest: +SKIP
+    >>> gs.tl.align(mdata, "rna", "prot", use_rep="X_true_shared", method="knn", k=10)
+    >>> rows = mdata.obsp["groove_coupling"][:67].tocsr()
+    >>> int(np.diff(rows.indptr).max()), round(float(rows.sum()), 6)
+    (10, 1.0)
 
     """
     if not isinstance(k, int | np.integer) or k < 1:

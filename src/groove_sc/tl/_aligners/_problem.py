@@ -106,7 +106,13 @@ class AlignProblem:
 
     Examples
     --------
-    >>> problem.layout().n_groups  # doctest: +SKIP
+    >>> problem, dropped = build_problem(mdata, "rna", "prot", "leot", "X_true_shared",
+    ...                                  "perturbation", None, "cpu", None, "float32")
+    >>> problem.n_source, problem.n_target, problem.labeled, problem.layout().n_groups
+    (67, 67, True, 5)
+    >>> xs, xt = problem.rep(shared=True)
+    >>> xs.shape == (problem.n_source, xt.shape[1])
+    True
 
     """
 
@@ -125,45 +131,21 @@ class AlignProblem:
 
     @property
     def n_source(self) -> int:
-        """Cells of the source modality.
-
-        Examples
-        --------
-        >>> problem.n_source  # doctest: +SKIP
-
-        """
+        """Cells of the source modality."""
         return len(self.source_codes)
 
     @property
     def n_target(self) -> int:
-        """Cells of the target modality.
-
-        Examples
-        --------
-        >>> problem.n_target  # doctest: +SKIP
-
-        """
+        """Cells of the target modality."""
         return len(self.target_codes)
 
     @property
     def labeled(self) -> bool:
-        """Whether the problem is restricted to same-group pairs.
-
-        Examples
-        --------
-        >>> problem.labeled  # doctest: +SKIP
-
-        """
+        """Whether the problem is restricted to same-group pairs."""
         return self.groupby is not None
 
     def layout(self) -> GroupLayout:
-        """Blocks of kept cells, one per group present in both modalities (one block if unlabeled).
-
-        Examples
-        --------
-        >>> problem.layout().names  # doctest: +SKIP
-
-        """
+        """Blocks of kept cells, one per group present in both modalities (one if unlabeled)."""
         return GroupLayout.from_codes(self.source_codes, self.target_codes, self.group_names)
 
     def rep(
@@ -177,10 +159,6 @@ class AlignProblem:
             Key or per-modality dict; defaults to the problem's ``use_rep``.
         shared
             Require the same dimension in both modalities (a shared space, for linear OT).
-
-        Examples
-        --------
-        >>> xs, xt = problem.rep(shared=True)  # doctest: +SKIP
 
         """
         use_rep = self.use_rep if use_rep is None else use_rep
@@ -252,7 +230,9 @@ def group_codes(
 
     Examples
     --------
-    >>> s, t, names, dropped = group_codes(mdata, "rna", "prot", "perturbation")  # doctest: +SKIP
+    >>> s, t, names, dropped = group_codes(mdata, "rna", "prot", "perturbation")
+    >>> names.tolist(), s[:3].tolist(), dropped["rna_unlabeled"]
+    (['control', 'pert0', 'pert1', 'pert2', 'pert3'], [4, 1, 2], 0)
 
     """
     names_s, codes_s = _categories(_labels_of(mdata, source, groupby))
@@ -316,9 +296,10 @@ def build_problem(
 
     Examples
     --------
-    >>> problem, dropped = build_problem(
-    ...     mdata, "rna", "prot", "leot", "X_groove", "perturbation", None, "cpu", None, "float32"
-    ... )  # doctest: +SKIP
+    >>> problem, dropped = build_problem(mdata, "rna", "prot", "leot", "X_true_shared",
+    ...                                  "perturbation", None, "cpu", None, "float32")
+    >>> problem.group_names.tolist(), problem.ops.name
+    (['control', 'pert0', 'pert1', 'pert2', 'pert3'], 'numpy')
 
     """
     ops = resolve_backend(device, backend, dtype)
@@ -347,14 +328,7 @@ def build_problem(
 
 
 def relative_epsilon(problem: AlignProblem, default: float) -> float:
-    """The relative epsilon of a problem (its own or the method default), validated.
-
-    Examples
-    --------
-    >>> relative_epsilon(problem, 5e-3)  # doctest: +SKIP
-    0.005
-
-    """
+    """The relative epsilon of a problem (its own or the method default), validated."""
     eps = default if problem.epsilon is None else problem.epsilon
     if not np.isfinite(eps) or eps <= 0:
         raise ValueError(f"epsilon must be a positive number, got {eps!r}.")

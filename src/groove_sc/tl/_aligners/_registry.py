@@ -17,8 +17,6 @@ import scipy.sparse as sp
 if TYPE_CHECKING:
     from ._problem import AlignProblem
 
-LabelUse = Literal["required", "optional", "ignored"]
-
 
 @dataclass
 class AlignResult:
@@ -37,13 +35,18 @@ class AlignResult:
 
     Examples
     --------
-    >>> AlignResult(coupling=sp.csr_matrix((3, 4)))  # doctest: +SKIP
+    >>> AlignResult(coupling=sp.csr_matrix((3, 4))).parameters
+    {}
 
     """
 
     coupling: sp.csr_matrix
     parameters: dict[str, Any] = field(default_factory=dict)
     convergence: dict[str, Any] = field(default_factory=dict)
+
+
+#: How an aligner uses ``groupby`` (see :class:`Aligner`).
+LabelUse = Literal["required", "optional", "ignored"]
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,8 @@ class Aligner:
 
     Examples
     --------
-    >>> gs.tl.ALIGNERS["leot"].labels  # doctest: +SKIP
-    'required'
+    >>> gs.tl.ALIGNERS["knn"].labels, gs.tl.ALIGNERS["knn"].default_epsilon is None
+    ('optional', True)
 
     """
 
@@ -93,8 +96,8 @@ class Aligner:
 
         Examples
         --------
-        >>> gs.tl.ALIGNERS["leot"].keyword_names()  # doctest: +SKIP
-        ['tol', 'max_iter', ...]
+        >>> gs.tl.ALIGNERS["knn"].keyword_names()
+        ['k', 'weights']
 
         """
         params = list(inspect.signature(self.func).parameters.values())[1:]
@@ -105,7 +108,7 @@ class Aligner:
 
         Examples
         --------
-        >>> gs.tl.ALIGNERS["leot"].accepts_any_keyword()  # doctest: +SKIP
+        >>> gs.tl.ALIGNERS["knn"].accepts_any_keyword()
         False
 
         """
@@ -147,14 +150,20 @@ def register_aligner(
 
     Examples
     --------
-    >>> @gs.tl.register_aligner("nearest1", labels="optional")  # doctest: +SKIP
-    ... def nearest1(problem):
-    ...     return gs.tl.AlignResult(coupling=...)
-    >>> gs.tl.align(mdata, "rna", "prot", method="nearest1")  # doctest: +SKIP
+    >>> @gs.tl.register_aligner("uniform", labels="ignored", overwrite=True)
+    ... def uniform(problem):
+    ...     '''The product coupling: every source cell spread over every target cell.'''
+    ...     n, m = problem.n_source, problem.n_target
+    ...     return gs.tl.AlignResult(coupling=sp.csr_matrix(np.full((n, m), 1 / (n * m))))
+    >>> gs.tl.align(mdata, "rna", "prot", use_rep="X_true_shared", method="uniform")
+    >>> mdata.obsp["groove_coupling"].nnz == 67 * 67
+    True
+    >>> del gs.tl.ALIGNERS["uniform"]
 
     """
     if labels not in ("required", "optional", "ignored"):
         raise ValueError(f"labels must be 'required', 'optional' or 'ignored', got {labels!r}.")
+    options = {"labels": labels, "shared_rep": shared_rep, "dense": dense}
 
     def decorate(func: Callable[..., AlignResult]) -> Callable[..., AlignResult]:
         if name in ALIGNERS and not overwrite:
@@ -162,14 +171,9 @@ def register_aligner(
                 f"An aligner named '{name}' is already registered; pass overwrite=True to "
                 "replace it or pick another name."
             )
+        summary = description or (func.__doc__ or "").strip().split("\n")[0]
         ALIGNERS[name] = Aligner(
-            name=name,
-            func=func,
-            labels=labels,
-            shared_rep=shared_rep,
-            dense=dense,
-            default_epsilon=default_epsilon,
-            description=description or (func.__doc__ or "").strip().split("\n")[0],
+            name, func, **options, default_epsilon=default_epsilon, description=summary
         )
         return func
 
@@ -181,7 +185,9 @@ def check_total_mass(coupling: sp.csr_matrix, method: str, atol: float = 1e-4) -
 
     Examples
     --------
-    >>> P = check_total_mass(P, "leot")  # doctest: +SKIP
+    >>> P = check_total_mass(sp.csr_matrix(np.full((2, 2), 0.25)), "uniform")
+    >>> float(P.sum())
+    1.0
 
     """
     data = coupling.data

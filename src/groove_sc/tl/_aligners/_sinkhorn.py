@@ -26,11 +26,13 @@ over-relaxation is rolled back to its last checked state and continues with ``om
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..._docs import doc_params
 from ._backend import ArrayOps
+from ._sinkhorn_docs import SINKHORN_PARAMS
 
 #: Absorb scalings into the potentials once ``|log u|`` or ``|log v|`` exceeds this.
 ABSORB_AT = 30.0
@@ -58,12 +60,6 @@ class SinkhornOutput:
     converged
         ``error < tol`` per group.
 
-    Examples
-    --------
-    >>> out = sinkhorn_padded(C, a, b, 0.1, ops=ops)  # doctest: +SKIP
-    >>> out.converged.all()  # doctest: +SKIP
-    True
-
     """
 
     plan: Any
@@ -79,7 +75,10 @@ def marginal_errors(plan: Any, a: Any, b: Any, ops: ArrayOps) -> np.ndarray:
 
     Examples
     --------
-    >>> marginal_errors(P, a, b, ops)  # doctest: +SKIP
+    >>> from groove_sc.tl._aligners._backend import resolve_backend
+    >>> P = np.array([[[0.5, 0.0], [0.0, 0.5]]])
+    >>> marginal_errors(P, np.full((1, 2), 0.5), np.array([[0.25, 0.75]]), resolve_backend("cpu"))
+    array([0.5])
 
     """
     nx = ops.nx
@@ -94,15 +93,17 @@ def default_slots(ops: ArrayOps, n: int, m: int, n_groups: int) -> int:
 
     Examples
     --------
-    >>> default_slots(resolve_backend("cpu"), 200, 200, 500)  # doctest: +SKIP
-    52
+    >>> from groove_sc.tl._aligners._backend import resolve_backend
+    >>> default_slots(resolve_backend("cpu"), 200, 200, n_groups=1)
+    1
 
     """
     per_group = max(n * m * ops.itemsize, 1)
     return int(max(1, min(n_groups, ops.working_set_bytes // per_group)))
 
 
-def sinkhorn_padded(
+@doc_params(**SINKHORN_PARAMS)
+def sinkhorn_padded(  # noqa: D417 (parameters from SINKHORN_PARAMS)
     C: Any,
     a: Any,
     b: Any,
@@ -129,8 +130,7 @@ def sinkhorn_padded(
     a, b
         Masses ``(G, N)``, ``(G, M)``; zero on padding. Per group, ``a`` and ``b`` must have the
         same total (balanced) unless ``reg_m`` is given.
-    eps
-        Absolute entropic regularisation.
+    %(eps)s
     ops
         Backend, device and dtype.
     tol
@@ -140,17 +140,11 @@ def sinkhorn_padded(
         Iteration cap per group (warm-up stages included).
     f, g
         Warm-start potentials (in cost units), e.g. from a previous call on a nearby cost.
-    reg_m
-        Absolute KL marginal penalty for unbalanced OT (``None``: balanced).
-    omega
-        Over-relaxation: ``"auto"`` (adaptive per group) or a fixed value in ``[1, 2)``;
-        unbalanced problems always use 1.
-    omega_max
-        Cap of the adaptive over-relaxation.
-    check_every
-        Iterations between convergence checks (each check synchronises with the device).
-    eps_scaling
-        Number of warm-up stages at ``eps * 2**k`` (k = eps_scaling, ..., 1); balanced only.
+    %(reg_m)s
+    %(omega)s
+    %(omega_max)s
+    %(check_every)s
+    %(eps_scaling)s
     slots
         Groups iterated together (default: what fits the backend's working set).
 
@@ -160,9 +154,13 @@ def sinkhorn_padded(
 
     Examples
     --------
-    >>> ops = resolve_backend("cpu", dtype="float64")  # doctest: +SKIP
-    >>> C, a, b = ops.asarray(C), ops.asarray(a), ops.asarray(b)  # doctest: +SKIP
-    >>> out = sinkhorn_padded(C, a, b, 0.05, ops=ops)  # doctest: +SKIP
+    >>> from groove_sc.tl._aligners._backend import resolve_backend
+    >>> ops = resolve_backend("cpu", dtype="float64")
+    >>> C = ops.asarray(np.array([[[0.0, 1.0], [1.0, 0.0]]]))
+    >>> a = b = ops.asarray(np.full((1, 2), 0.5))
+    >>> out = sinkhorn_padded(C, a, b, 0.1, ops=ops)
+    >>> bool(out.converged.all()), out.plan.shape
+    (True, (1, 2, 2))
 
     """
     balanced = reg_m is None
@@ -170,24 +168,40 @@ def sinkhorn_padded(
         omega, eps_scaling = 1.0, 0
     if omega != "auto" and not 1.0 <= float(omega) < 2.0:
         raise ValueError(f"omega must be 'auto' or in [1, 2), got {omega!r}.")
+    iteration = _Iteration(tol, max_iter, omega, omega_max, check_every, eps_scaling)
     blas = ops.blas_threads_for(C.shape[1] * C.shape[2])
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"), blas:
-        solver = _SlotSolver(
-            C, a, b, eps, ops=ops, tol=tol, max_iter=max_iter, f=f, g=g, reg_m=reg_m,
-            omega=omega, omega_max=omega_max, check_every=check_every,
-            eps_scaling=eps_scaling, slots=slots,
-        )  # fmt: skip
-        return solver.run()
+        return _SlotSolver(C, a, b, eps, ops, f, g, reg_m, slots, iteration).run()
+
+
+class _Iteration(NamedTuple):
+    """Iteration controls of :func:`sinkhorn_padded` (see its parameters)."""
+
+    tol: float
+    max_iter: int
+    omega: float | str
+    omega_max: float
+    check_every: int
+    eps_scaling: int
 
 
 class _SlotSolver:
     """State of one :func:`sinkhorn_padded` call (see the module docstring)."""
 
     def __init__(
-        self, C: Any, a: Any, b: Any, eps: float, *, ops: ArrayOps, tol: float, max_iter: int,
-        f: Any, g: Any, reg_m: float | None, omega: float | str, omega_max: float,
-        check_every: int, eps_scaling: int, slots: int | None,
-    ) -> None:  # fmt: skip
+        self,
+        C: Any,
+        a: Any,
+        b: Any,
+        eps: float,
+        ops: ArrayOps,
+        f: Any,
+        g: Any,
+        reg_m: float | None,
+        slots: int | None,
+        iteration: _Iteration,
+    ) -> None:
+        tol, max_iter, omega, omega_max, check_every, eps_scaling = iteration
         nx = self.nx = ops.nx
         self.ops, self.C, self.a, self.b, self.eps = ops, C, a, b, float(eps)
         self.G, self.N, self.M = C.shape

@@ -18,9 +18,10 @@ and only row chunks of the logits (a few MB) ever exist. The plan
   entries holding all but ``SUPPORT_SLACK * tol`` of its mass (the *support* of a sparse
   phase), the stored rows (:func:`.sparsify_rows`) and, for Gromov-Wasserstein and COOT, the
   statistic ``L^T T R`` their next cost needs.
-- **Sparse phase** (:func:`sparse_sinkhorn`): log-stabilised Sinkhorn restricted to the support
-  (kernel truncation, Schmitzer 2019), with epsilon scaling and adaptive over-relaxation as in
-  the padded solver; two sparse matrix-vector products per iteration.
+- **Sparse phase** (:func:`._sparse_sinkhorn.sparse_sinkhorn`): log-stabilised Sinkhorn
+  restricted to the support (kernel truncation, Schmitzer 2019), with epsilon scaling and
+  adaptive over-relaxation as in the padded solver; two sparse matrix-vector products per
+  iteration.
 
 A cold start first solves a random subsample of ``SUBSAMPLE`` rows and columns densely; a
 c-transform extends its potentials to every column, and its plan tells how spread out the full
@@ -35,14 +36,22 @@ memory is ``O((n + m)(r + k))`` plus one row chunk.
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass, field
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
-#: Entries of one streamed row chunk of the cost (16 MB in float32).
-STREAM_CHUNK_ENTRIES = 2**22
+from ..._docs import doc_params
+from ._factored_cost import FactoredCost
+from ._sinkhorn import GROWTH_LIMIT
+from ._sinkhorn_docs import SINKHORN_PARAMS
+from ._sparse_sinkhorn import sparse_sinkhorn
+
+__all__ = ["FactoredCost", "StreamOutput", "solve_stream"]
+
 #: Entries per row of the sparse phase's support: each row's largest entries holding all but
 #: ``SUPPORT_SLACK * tol`` of its mass, at most ``SUPPORT_MAX`` (searched among the
 #: ``SUPPORT_FIRST`` largest first).
@@ -64,189 +73,8 @@ OMEGA_MAX_PASS = 1.8
 OMEGA_FROM = 1e-2
 #: Largest number of (exact pass + sparse phase) rounds of one solve.
 MAX_ROUNDS = 8
-#: Absorb scalings into the potentials once ``|log u|`` or ``|log v|`` exceeds this.
-ABSORB_AT = 30.0
-#: Tolerance of the epsilon-scaling warm-up stages (relative L1 marginal error).
-STAGE_TOL = 1e-3
-#: Over-relaxation is abandoned when the error grows by more than this per check.
-GROWTH_LIMIT = 3.0
 
-
-@dataclass
-class FactoredCost:
-    """A cost ``C_ij = alpha_i + beta_j - P_i . Q_j``, computed by row chunks.
-
-    Attributes
-    ----------
-    alpha, beta
-        Row and column terms ``(n,)``, ``(m,)``.
-    P, Q
-        Factors ``(n, r)``, ``(m, r)``.
-    nonneg
-        Clip the cost at 0 (squared distances, whose expansion can round below 0).
-    dtype
-        Floating dtype of the chunks (``"float32"`` or ``"float64"``).
-
-    Examples
-    --------
-    >>> x, y = np.array([[0.0], [1.0]]), np.array([[2.0]])
-    >>> FactoredCost.sqeuclidean(x, y).rows(0, 2)
-    array([[4.],
-           [1.]], dtype=float32)
-
-    """
-
-    alpha: np.ndarray
-    beta: np.ndarray
-    P: np.ndarray
-    Q: np.ndarray
-    nonneg: bool = False
-    dtype: str = "float32"
-    _QT: np.ndarray = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        dt = np.dtype(self.dtype)
-        self.alpha = np.ascontiguousarray(self.alpha, dtype=dt)
-        self.beta = np.ascontiguousarray(self.beta, dtype=dt)
-        self.P = np.ascontiguousarray(self.P, dtype=dt)
-        self._QT = np.ascontiguousarray(-np.asarray(self.Q, dtype=dt).T)
-        self.Q = np.asarray(self.Q, dtype=dt)
-
-    @classmethod
-    def sqeuclidean(cls, x: np.ndarray, y: np.ndarray, dtype: str = "float32") -> FactoredCost:
-        """``|x_i - y_j|^2`` (rank ``d``; centre ``x`` and ``y`` by one shift first).
-
-        Examples
-        --------
-        >>> FactoredCost.sqeuclidean(np.zeros((3, 2)), np.ones((4, 2))).shape
-        (3, 4)
-
-        """
-        return cls((x**2).sum(1), (y**2).sum(1), 2.0 * x, y, nonneg=True, dtype=dtype)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(n, m)``.
-
-        Examples
-        --------
-        >>> cost.shape  # doctest: +SKIP
-        (11000, 11000)
-
-        """
-        return len(self.alpha), len(self.beta)
-
-    def chunk_rows(self) -> int:
-        """Rows per streamed chunk.
-
-        Examples
-        --------
-        >>> cost.chunk_rows()  # doctest: +SKIP
-        381
-
-        """
-        return max(1, STREAM_CHUNK_ENTRIES // max(self.shape[1], 1))
-
-    def rows(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Dense rows ``start:stop`` of the cost (written into ``out`` when given).
-
-        Examples
-        --------
-        >>> cost.rows(0, 10).shape  # doctest: +SKIP
-        (10, 11000)
-
-        """
-        C = np.matmul(self.P[start:stop], self._QT, out=out)
-        C += self.alpha[start:stop, None]
-        C += self.beta[None, :]
-        if self.nonneg:
-            np.maximum(C, 0.0, out=C)
-        return C
-
-    def logit_factors(
-        self, eps: float, col_term: np.ndarray, row_shift: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Factors ``A, B^T`` with ``(A @ B^T)_ij = col_term_j - C_ij / eps - row_shift_i``.
-
-        One matrix product then gives a chunk of Sinkhorn logits, with no further pass over the
-        chunk (the clip of ``nonneg`` costs at 0 is not applied: it only removes rounding).
-
-        Examples
-        --------
-        >>> A, BT = cost.logit_factors(0.1, np.zeros(cost.shape[1]))  # doctest: +SKIP
-
-        """
-        dt = np.dtype(self.dtype)
-        n, m = self.shape
-        shift = np.zeros(n) if row_shift is None else row_shift
-        A = np.empty((n, self.P.shape[1] + 2), dtype=dt)
-        A[:, :-2] = self.P / dt.type(eps)
-        A[:, -2] = -(self.alpha.astype(np.float64) / eps + shift)
-        A[:, -1] = 1.0
-        BT = np.empty((self.P.shape[1] + 2, m), dtype=dt)
-        BT[:-2] = -self._QT
-        BT[-2] = 1.0
-        BT[-1] = np.asarray(col_term, dtype=np.float64) - self.beta.astype(np.float64) / eps
-        return A, BT
-
-    def pairs(self, r: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """Cost at the pairs ``(r[k], c[k])`` (float64).
-
-        Examples
-        --------
-        >>> cost.pairs(np.array([0]), np.array([3]))  # doctest: +SKIP
-
-        """
-        out = np.empty(len(r), dtype=np.float64)
-        step = max(1, STREAM_CHUNK_ENTRIES // max(self.P.shape[1], 1))
-        for s in range(0, len(r), step):
-            rr, cc = r[s : s + step], c[s : s + step]
-            v = self.alpha[rr] + self.beta[cc] + np.einsum("ij,ji->i", self.P[rr], self._QT[:, cc])
-            out[s : s + step] = np.maximum(v, 0.0) if self.nonneg else v
-        return out
-
-    def transpose(self) -> FactoredCost:
-        """The cost ``C^T`` (columns become rows).
-
-        Examples
-        --------
-        >>> cost.transpose().shape  # doctest: +SKIP
-
-        """
-        return FactoredCost(
-            self.beta, self.alpha, -self._QT.T, self.P, nonneg=self.nonneg, dtype=self.dtype
-        )
-
-    def max_and_nearest(self, k: int) -> tuple[float, np.ndarray]:
-        """Largest entry and, per row, the columns of its ``k`` smallest entries (streamed).
-
-        Examples
-        --------
-        >>> cmax, nearest = cost.max_and_nearest(16)  # doctest: +SKIP
-
-        """
-        n, m = self.shape
-        k = min(k, m)
-        step, cmax = self.chunk_rows(), 0.0
-        nearest = np.empty((n, k), dtype=np.int64)
-        for s in range(0, n, step):
-            C = self.rows(s, s + step)
-            cmax = max(cmax, float(C.max()))
-            nearest[s : s + step] = (
-                np.argpartition(C, k - 1, axis=1)[:, :k] if k < m else np.arange(m)
-            )
-        return cmax, nearest
-
-    def max(self) -> float:
-        """Largest entry, streamed.
-
-        Examples
-        --------
-        >>> cost.max()  # doctest: +SKIP
-
-        """
-        n, step = self.shape[0], self.chunk_rows()
-        return max((float(self.rows(s, s + step).max()) for s in range(0, n, step)), default=0.0)
+_R = TypeVar("_R")
 
 
 @dataclass
@@ -277,12 +105,6 @@ class StreamOutput:
     column_nearest
         The columns' cheapest rows used in the first support (pass them to a warm-started
         solve of a nearby cost).
-
-    Examples
-    --------
-    >>> out = solve_stream(cost, a, b, 0.1)  # doctest: +SKIP
-    >>> out.converged  # doctest: +SKIP
-    True
 
     """
 
@@ -365,6 +187,167 @@ def _trim(r: np.ndarray, c: np.ndarray, v: np.ndarray, cap: np.ndarray) -> tuple
     return r[keep], c[keep], v[keep]
 
 
+class _PlanRows:
+    """What an exact pass keeps of each row chunk of the plan: support, stored rows, statistic.
+
+    ``support_mass=None`` skips the support; ``collect`` stores the sparsified rows (and the
+    statistic ``L^T T R`` when ``stat_factors`` are given).
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        dtype: str,
+        chunk: int,
+        *,
+        support_mass: float | None,
+        support_max: int,
+        keep_mass: float,
+        max_per_row: int | None,
+        prune: float,
+        stat_factors: tuple[np.ndarray, np.ndarray] | None,
+        collect: bool,
+    ) -> None:
+        n, m = shape
+        self.n, self.m, self.dt = n, m, np.dtype(dtype)
+        self.support_mass, self.keep_mass, self.prune = support_mass, keep_mass, prune
+        self.collect = collect
+        self.k_sup = min(support_max, m)
+        self.k_first = min(SUPPORT_FIRST, self.k_sup)
+        self.k_out = m if max_per_row is None else min(max_per_row, m)
+        # the stored rows are a prefix of the support's rows: read them from the support entries
+        self.nested = (
+            support_mass is not None and keep_mass <= support_mass and self.k_out <= self.k_sup
+        )
+        self.keeps = support_mass is not None or collect
+        self.work = np.empty((chunk, m), dtype=self.dt) if self.keeps else None
+        self.mask = np.empty((chunk, m), dtype=bool) if self.keeps else None
+        self.stat = None
+        if stat_factors is not None and collect:
+            self.left, self.right = (np.asarray(x, dtype=self.dt) for x in stat_factors)
+            self.stat = np.zeros((self.left.shape[1], self.right.shape[1]))
+        self.sup_rows, self.sup_cols, self.saturated = [], [], 0
+        self.out_r, self.out_c, self.out_v, self.dropped = [], [], [], 0.0
+
+    def add(self, L: np.ndarray, total: np.ndarray, s: int) -> None:
+        """Record the plan's rows ``s:s + len(L)`` (``total``: their masses)."""
+        if self.stat is not None:
+            e = s + len(L)
+            self.stat += self.left[s:e].T.astype(np.float64) @ (L @ self.right).astype(np.float64)
+        top = cs = ri = ci = None
+        if self.support_mass is not None:
+            top, cs, ri, ci = self._support(L, total, s)
+        if self.collect:
+            self._store(L, total, s, top, cs, ri, ci)
+
+    def _support(self, L: np.ndarray, total: np.ndarray, s: int) -> tuple[np.ndarray, ...]:
+        """Each row's largest entries holding ``support_mass`` of it (``SUPPORT_FIRST`` first)."""
+        k_first, k_sup = self.k_first, self.k_sup
+        k_top = max(k_first, self.k_out if self.collect and self.nested else 0)
+        top, cs = _sorted_top(L, k_top, self.work)
+        tau, _, enough = _threshold(top, cs, self.support_mass * total, k_first)
+        if not enough.all() and k_sup > k_first:
+            rest = np.flatnonzero(~enough)
+            top2, cs2 = _sorted_top(L[rest], k_sup, self.work)
+            tau[rest], _, enough2 = _threshold(top2, cs2, self.support_mass * total[rest], k_sup)
+            self.saturated += int((~enough2).sum())
+        msk = self.mask[: len(L)]
+        np.greater_equal(L, tau.astype(self.dt)[:, None], out=msk)
+        ri, ci = _entries(msk, self.m)
+        self.sup_rows.append(ri + s)
+        self.sup_cols.append(ci)
+        return top, cs, ri, ci
+
+    def _store(
+        self,
+        L: np.ndarray,
+        total: np.ndarray,
+        s: int,
+        top: np.ndarray | None,
+        cs: np.ndarray | None,
+        ri: np.ndarray | None,
+        ci: np.ndarray | None,
+    ) -> None:
+        """Store the sparsified rows, as :func:`.sparsify_rows` does.
+
+        Each row keeps its largest entries up to ``keep_mass`` of its mass and ``max_per_row``
+        (above ``prune`` times its largest), rescaled to the row's mass. ``top, cs, ri, ci``:
+        the support's sorted tops and entries, reused when the stored rows are nested in it.
+        """
+        m, k_out, dt = self.m, self.k_out, self.dt
+        msk = self.mask[: len(L)]
+        if self.keep_mass >= 1.0 and k_out == m and not self.nested:
+            rowmax = L.max(axis=1).astype(np.float64)
+            np.greater(L, (self.prune * rowmax).astype(dt)[:, None], out=msk)
+            r, c = _entries(msk, m)
+            v = L[r, c].astype(np.float64)
+        else:
+            if not self.nested:
+                top, cs = _sorted_top(L, k_out, self.work)
+            tau, cnt, _ = _threshold(top, cs, self.keep_mass * total, k_out)
+            if self.prune > 0:
+                tau = np.maximum(tau, self.prune * top[:, 0].astype(np.float64))
+            if self.nested:  # among the support's entries
+                sel = L[ri, ci] >= tau.astype(dt)[ri]
+                r, c = ri[sel], ci[sel]
+            else:
+                np.greater_equal(L, tau.astype(dt)[:, None], out=msk)
+                r, c = _entries(msk, m)
+            r, c, v = _trim(r, c, L[r, c].astype(np.float64), cnt)
+        kept = np.bincount(r, weights=v, minlength=len(L))
+        scale = np.divide(total, kept, out=np.zeros(len(L)), where=kept > 0)
+        self.dropped += float((total - kept).clip(min=0).sum())
+        self.out_r.append(r + s)
+        self.out_c.append(c)
+        self.out_v.append(v * scale[r])
+
+    def result(self, f: np.ndarray, g: np.ndarray, error: float) -> _PassResult:
+        """The pass's :class:`_PassResult` with the new potentials and error."""
+        rows = cols = vals = support = None
+        if self.collect:
+            rows, cols = np.concatenate(self.out_r), np.concatenate(self.out_c)
+            vals = np.concatenate(self.out_v)
+        if self.support_mass is not None:
+            support = (np.concatenate(self.sup_rows), np.concatenate(self.sup_cols))
+        saturated = self.saturated / max(self.n, 1)
+        return _PassResult(
+            f, g, error, support, rows, cols, vals, self.dropped, self.stat, saturated
+        )
+
+
+def _chunk_exp(
+    A: np.ndarray, BT: np.ndarray, s: int, e: int, out: np.ndarray, shift: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stabilised exponentials of the logits of rows ``s:e``, their log-shifts and row sums.
+
+    The shift is the row's log-sum from the input potentials (``shift``) or, cold, the row
+    maximum; rows where the given shift was off by too much for the dtype are redone with
+    their maximum.
+    """
+    L = np.matmul(A[s:e], BT, out=out[: e - s])
+    if shift is None:
+        base = L.max(axis=1).astype(np.float64)
+        L -= base.astype(L.dtype)[:, None]
+    else:
+        base = shift[s:e]
+    # below this the exponentials would be subnormal: slow on CPUs, and negligible
+    np.maximum(L, L.dtype.type(np.log(np.finfo(L.dtype).tiny)), out=L)
+    with np.errstate(over="ignore"):
+        np.exp(L, out=L)
+    rs = L.sum(axis=1).astype(np.float64)
+    bad = ~np.isfinite(rs) | (rs <= 0)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        Lb = A[s + rows] @ BT
+        mxb = Lb.max(axis=1)
+        np.exp(Lb - mxb[:, None], out=Lb)
+        L[rows] = Lb
+        base = base.copy()  # Lb carried the shift: add it back
+        base[rows] = mxb if shift is None else mxb + shift[s + rows]
+        rs[rows] = Lb.sum(axis=1)
+    return L, base, rs
+
+
 def _exact_pass(
     cost: FactoredCost,
     a: np.ndarray,
@@ -375,146 +358,49 @@ def _exact_pass(
     fi: float,
     *,
     omega: float = 1.0,
-    support_mass: float | None,
-    support_max: int,
-    keep_mass: float,
-    max_per_row: int | None,
-    prune: float,
-    stat_factors: tuple[np.ndarray, np.ndarray] | None,
-    collect: bool,
     shifted: bool = False,
+    **keep: Any,
 ) -> _PassResult:
     """One exact Sinkhorn iteration over the block, streamed by row chunks (see module doc).
 
-    ``omega`` over-relaxes both updates (``1`` for the stored pass, whose rows are exact);
-    ``support_mass=None`` skips the support; ``collect`` stores the sparsified rows (and the
-    statistic). ``shifted``: the input ``f`` is a Sinkhorn potential, so ``-f / eps``
-    stabilises the exponentials without a row maximum (rows where it does not are redone).
+    ``omega`` over-relaxes both updates (``1`` for the stored pass, whose rows are exact).
+    ``shifted``: the input ``f`` is a Sinkhorn potential, so ``-f / eps`` stabilises the
+    exponentials without a row maximum. ``keep``: what to keep of the plan (the options of
+    :class:`_PlanRows`).
     """
     n, m = cost.shape
-    dt = np.dtype(cost.dtype)
-    f_new = np.empty(n)
-    colsum = np.zeros(m)
-    row_err = 0.0
-    k_sup = min(support_max, m)
-    k_first = min(SUPPORT_FIRST, k_sup)
-    k_out = m if max_per_row is None else min(max_per_row, m)
-    want_support = support_mass is not None
-    # the stored rows are a prefix of the support's rows: read them from the support entries
-    nested = want_support and keep_mass <= support_mass and k_out <= k_sup
-    sup_rows, sup_cols, saturated = [], [], 0
-    out_r, out_c, out_v, dropped = [], [], [], 0.0
-    stat = None
-    if stat_factors is not None and collect:
-        left, right = (np.asarray(x, dtype=dt) for x in stat_factors)
-        stat = np.zeros((left.shape[1], right.shape[1]))
     step = cost.chunk_rows()
-    buf = np.empty((min(step, n), m), dtype=dt)
-    work = np.empty_like(buf) if want_support or collect else None
-    mask = np.empty(buf.shape, dtype=bool) if want_support or collect else None
-    # logits L_ij = (g_j - C_ij) / eps + log b_j - shift_i from one matrix product per chunk;
-    # shift_i: the row's log-sum from the input potentials, or (cold) the row maximum
+    buf = np.empty((min(step, n), m), dtype=np.dtype(cost.dtype))
+    plan = _PlanRows(cost.shape, cost.dtype, len(buf), **keep)
+    f_new, colsum, row_err = np.empty(n), np.zeros(m), 0.0
+    # logits L_ij = (g_j - C_ij) / eps + log b_j - shift_i from one matrix product per chunk
     shift = None if not shifted else -f / (fi * eps)
     A, BT = cost.logit_factors(eps, g / eps + np.log(b), shift)
-    floor = dt.type(np.log(np.finfo(dt).tiny))
     for s in range(0, n, step):
         e = min(n, s + step)
-        L = np.matmul(A[s:e], BT, out=buf[: e - s])
-        if shift is None:
-            base = L.max(axis=1).astype(np.float64)
-            L -= base.astype(dt)[:, None]
-        else:
-            base = shift[s:e]
-        # below EXP_FLOOR the exponentials would be subnormal: slow on CPUs, and negligible
-        np.maximum(L, floor, out=L)
-        with np.errstate(over="ignore"):
-            np.exp(L, out=L)
-        rs = L.sum(axis=1).astype(np.float64)
-        bad = ~np.isfinite(rs) | (rs <= 0)
-        if bad.any():  # the shift was off by too much for this dtype: use the row maximum
-            rows = np.flatnonzero(bad)
-            Lb = A[s + rows] @ BT
-            mxb = Lb.max(axis=1)
-            np.exp(Lb - mxb[:, None], out=Lb)
-            L[rows] = Lb
-            base = base.copy()  # Lb carried the shift: add it back
-            base[rows] = mxb if shift is None else mxb + shift[s + rows]
-            rs[rows] = Lb.sum(axis=1)
+        L, base, rs = _chunk_exp(A, BT, s, e, buf, shift)
         lse = base + np.log(rs)
         a_c, f_c = a[s:e], f[s:e]
         with np.errstate(over="ignore"):
             row_err += float(np.abs(a_c * np.exp(f_c / eps + lse) - a_c).sum())
         f_sk = -fi * eps * lse
         f_new[s:e] = f_sk if omega == 1.0 else f_c + omega * (f_sk - f_c)
-        w = (a_c * np.exp(base + f_new[s:e] / eps)).astype(dt)
-        total = w * rs
-        if not (collect or want_support):
+        w = (a_c * np.exp(base + f_new[s:e] / eps)).astype(buf.dtype)
+        if not plan.keeps:
             colsum += (w @ L).astype(np.float64)
             continue
+        total = w * rs
         L *= w[:, None]  # the plan's rows
         colsum += L.sum(axis=0).astype(np.float64)
-        if stat is not None:
-            stat += left[s:e].T.astype(np.float64) @ (L @ right).astype(np.float64)
-        top = cs = None
-        if want_support:  # the largest entries holding support_mass of each row
-            top, cs = _sorted_top(L, max(k_first, k_out if collect and nested else 0), work)
-            tau, _, enough = _threshold(top, cs, support_mass * total, k_first)
-            if not enough.all() and k_sup > k_first:
-                rest = np.flatnonzero(~enough)
-                top2, cs2 = _sorted_top(L[rest], k_sup, work)
-                tau[rest], _, enough2 = _threshold(top2, cs2, support_mass * total[rest], k_sup)
-                saturated += int((~enough2).sum())
-            msk = mask[: e - s]
-            np.greater_equal(L, tau.astype(dt)[:, None], out=msk)
-            ri, ci = _entries(msk, m)
-            sup_rows.append(ri + s)
-            sup_cols.append(ci)
-        if not collect:
-            continue
-        msk = mask[: e - s]
-        if nested:
-            rowmax = top[:, 0].astype(np.float64)
-            tau_o, cnt, _ = _threshold(top, cs, keep_mass * total, k_out)
-            if prune > 0:
-                tau_o = np.maximum(tau_o, prune * rowmax)
-            v = L[ri, ci]
-            sel = v >= tau_o.astype(dt)[ri]
-            r, c, v = _trim(ri[sel], ci[sel], v[sel].astype(np.float64), cnt)
-        elif keep_mass >= 1.0 and k_out == m:
-            rowmax = L.max(axis=1).astype(np.float64)
-            np.greater(L, (prune * rowmax).astype(dt)[:, None], out=msk)
-            r, c = _entries(msk, m)
-            v = L[r, c].astype(np.float64)
-        else:
-            top_o, cs_o = _sorted_top(L, k_out, work)
-            tau_o, cnt, _ = _threshold(top_o, cs_o, keep_mass * total, k_out)
-            if prune > 0:
-                tau_o = np.maximum(tau_o, prune * top_o[:, 0].astype(np.float64))
-            np.greater_equal(L, tau_o.astype(dt)[:, None], out=msk)
-            r, c = _entries(msk, m)
-            r, c, v = _trim(r, c, L[r, c].astype(np.float64), cnt)
-        kept = np.bincount(r, weights=v, minlength=e - s)
-        scale = np.divide(total, kept, out=np.zeros(e - s), where=kept > 0)
-        dropped += float((total - kept).clip(min=0).sum())
-        out_r.append(r + s)
-        out_c.append(c)
-        out_v.append(v * scale[r])
-    if fi == 1.0:
-        error = (row_err + float(np.abs(colsum - b).sum())) / float(a.sum())
+        plan.add(L, total, s)
     safe = np.maximum(colsum, np.finfo(np.float64).tiny)
     g_sk = fi * g - fi * eps * np.log(safe / b)
     g_new = g_sk if omega == 1.0 else g + omega * (g_sk - g)
-    if fi != 1.0:
+    if fi == 1.0:
+        error = (row_err + float(np.abs(colsum - b).sum())) / float(a.sum())
+    else:
         error = float(max(np.abs(f_new - f).max(), np.abs(g_new - g).max()) / eps)
-    rows = cols = vals = None
-    if collect:
-        rows, cols, vals = np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_v)
-    support = None
-    if want_support:
-        support = (np.concatenate(sup_rows), np.concatenate(sup_cols))
-    return _PassResult(
-        f_new, g_new, error, support, rows, cols, vals, dropped, stat, saturated / max(n, 1)
-    )
+    return plan.result(f_new, g_new, error)
 
 
 def _subsample_potentials(
@@ -551,10 +437,8 @@ def _subsample_potentials(
     C = sub.rows(0, len(si))[None]
     a_sub = np.full((1, len(si)), mass / len(si))
     b_sub = np.full((1, len(ti)), mass / len(ti))
-    out = sinkhorn_padded(
-        C, ops.asarray(a_sub), ops.asarray(b_sub), eps, ops=ops, tol=tol, max_iter=max_iter,
-        eps_scaling=3,
-    )  # fmt: skip
+    a_dev, b_dev = ops.asarray(a_sub), ops.asarray(b_sub)
+    out = sinkhorn_padded(C, a_dev, b_dev, eps, ops=ops, tol=tol, max_iter=max_iter, eps_scaling=3)
     f_sub = ops.to_numpy(out.f[0]).astype(np.float64)
     plan = -np.sort(-ops.to_numpy(out.plan[0]).astype(np.float64), axis=1)
     del C, out
@@ -589,156 +473,28 @@ def _support(
     return r, c, cost.pairs(r, c)
 
 
-def sparse_sinkhorn(
-    rows: np.ndarray,
-    cols: np.ndarray,
-    C: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    eps: float,
-    *,
-    f: np.ndarray | None = None,
-    g: np.ndarray | None = None,
-    reg_m: float | None = None,
-    tol: float = 1e-4,
-    max_iter: int = 10_000,
-    eps_scaling: int = 0,
-    omega: float | str = "auto",
-    omega_max: float = 1.95,
-    check_every: int = 10,
-) -> tuple[np.ndarray, np.ndarray, int, float]:
-    """Log-stabilised Sinkhorn with the plan restricted to the entries ``(rows, cols)``.
+def _with_one_blas_thread(func: Callable[..., _R]) -> Callable[..., _R]:
+    """Run ``func`` with one BLAS thread.
 
-    Same parametrisation, stopping rule, epsilon scaling and over-relaxation as
-    :func:`._sinkhorn.sinkhorn_padded` for one problem; entries outside the support are
-    treated as infinite cost. Every row and column must hold at least one entry.
-
-    Parameters
-    ----------
-    rows, cols, C
-        Support entries (sorted by row, no duplicates) and their costs.
-    a, b
-        Row and column masses (positive); equal totals unless ``reg_m`` is given.
-    eps
-        Absolute regularisation.
-    f, g
-        Warm-start potentials (default: row minima and column minima of the reduced cost).
-    reg_m
-        Absolute KL marginal penalty (unbalanced); ``None`` for balanced.
-    tol, max_iter, eps_scaling, omega, omega_max, check_every
-        As in :func:`._sinkhorn.sinkhorn_padded`.
-
-    Returns
-    -------
-    ``(f, g, n_iter, error)``: potentials, iterations (warm-up stages included) and the last
-    error on the support.
-
-    Examples
-    --------
-    >>> f, g, it, err = sparse_sinkhorn(r, c, C, a, b, 0.05)  # doctest: +SKIP
-
+    The chunk products of the streamed solver are small: one thread avoids synchronisation,
+    which costs several times the work when other processes share the cores.
     """
-    n, m = len(a), len(b)
-    balanced = reg_m is None
-    fi = 1.0 if balanced else reg_m / (reg_m + eps)
-    if not balanced:
-        omega, eps_scaling = 1.0, 0
-    adaptive = omega == "auto"
-    om0 = 1.0 if adaptive else float(omega)
-    if f is None:
-        f = np.full(n, np.inf)
-        np.minimum.at(f, rows, C)
-        g = np.full(m, np.inf)
-        np.minimum.at(g, cols, C - f[rows])
-    f, g = f.astype(np.float64).copy(), g.astype(np.float64).copy()
-    # kernel entries at most 1, and every row and column holding an entry equal to 1
-    expo = f[rows] + g[cols] - C
-    row_max = np.full(n, -np.inf)
-    np.maximum.at(row_max, rows, expo)
-    f -= row_max
-    expo -= row_max[rows]
-    col_max = np.full(m, -np.inf)
-    np.maximum.at(col_max, cols, expo)
-    g -= col_max
-    del expo
-    if len(rows) > 1 and np.any(np.diff(rows) < 0):
-        raise ValueError("sparse_sinkhorn needs the support sorted by row.")
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
-    mass = float(a.sum())
 
-    def rebuild(eps_s: float) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        data = np.exp((f[rows] + g[cols] - C) / eps_s)
-        K = sp.csr_matrix((data, cols, indptr), shape=(n, m))
-        return K, K.T.tocsr()
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> _R:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+            return func(*args, **kwargs)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return func(*args, **kwargs)
 
-    stage = eps_scaling
-    eps_s = eps * 2.0**stage
-    K, KT = rebuild(eps_s)
-    lu, lv = np.zeros(n), np.zeros(m)
-    snap = (lu, lv)
-    om, locked, prev = om0, False, np.inf
-    total, err = 0, np.inf
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        while total < max_iter:
-            keep = 1.0 - om
-            cu = 0.0 if balanced else (fi - 1.0) * f / eps_s
-            cv = 0.0 if balanced else (fi - 1.0) * g / eps_s
-            for it in range(check_every):
-                last = it == check_every - 1
-                S = K @ (np.exp(lv) * b)
-                if last:
-                    row_err = np.abs(a * np.exp(lu) * S - a).sum()
-                    lu_old = lu
-                lu = keep * lu + om * (cu - fi * np.log(S))
-                T = KT @ (np.exp(lu) * a)
-                if last:
-                    col_err = np.abs(b * np.exp(lv) * T - b).sum()
-                    lv_old = lv
-                lv = keep * lv + om * (cv - fi * np.log(T))
-            total += check_every
-            if balanced:
-                err = (row_err + col_err) / mass
-            else:
-                err = max(np.abs(lu - lu_old).max(), np.abs(lv - lv_old).max())
-            big = max(np.abs(lu).max(), np.abs(lv).max())
-            if not (np.isfinite(err) and np.isfinite(big)) or (
-                om > 1.0 and err > GROWTH_LIMIT * prev
-            ):
-                if om == 1.0:
-                    raise FloatingPointError(
-                        "Sinkhorn diverged (non-finite scalings); increase epsilon or use "
-                        "dtype='float64'."
-                    )
-                lu, lv = snap
-                om, locked, prev = 1.0, True, np.inf
-                continue
-            stage_tol = max(tol, STAGE_TOL) if stage > 0 else tol
-            if err < stage_tol:
-                f, g = f + eps_s * lu, g + eps_s * lv
-                lu, lv = np.zeros(n), np.zeros(m)
-                if stage == 0:
-                    break
-                stage -= 1
-                eps_s = eps * 2.0**stage
-                K, KT = rebuild(eps_s)
-                om, prev, snap = om0, np.inf, (lu, lv)
-                continue
-            if adaptive and not locked and om == 1.0 and err < 1e-2 and err < prev:
-                theta = min(max(err / prev, 0.0), 1.0) ** (1.0 / check_every)
-                om = min(2.0 / (1.0 + np.sqrt(1.0 - theta)), omega_max)
-            prev = err
-            snap = (lu, lv)
-            if big > ABSORB_AT:
-                f, g = f + eps_s * lu, g + eps_s * lv
-                lu, lv = np.zeros(n), np.zeros(m)
-                snap = (lu, lv)
-                K, KT = rebuild(eps_s)
-        else:
-            f, g = f + eps_s * lu, g + eps_s * lv
-    return f, g, total, float(err)
+    return run
 
 
-def solve_stream(
+@_with_one_blas_thread
+@doc_params(**SINKHORN_PARAMS)
+def solve_stream(  # noqa: D417 (parameters from SINKHORN_PARAMS)
     cost: FactoredCost,
     a: np.ndarray,
     b: np.ndarray,
@@ -762,8 +518,7 @@ def solve_stream(
     """Entropic OT on one block with a factorised cost, never forming the dense block.
 
     See the module documentation for the scheme. The returned entries are the plan's rows
-    from the last exact pass, sparsified by :func:`.sparsify_rows` (``keep_mass``,
-    ``max_per_row``, ``prune``).
+    from the last exact pass, sparsified by :func:`.sparsify_rows`.
 
     Parameters
     ----------
@@ -771,17 +526,14 @@ def solve_stream(
         The block's :class:`FactoredCost`.
     a, b
         Positive masses of the block's rows and columns.
-    eps
-        Absolute regularisation.
-    reg_m
-        Absolute KL marginal penalty (unbalanced); ``None`` for balanced.
-    tol
-        Stop when the exact pass's relative L1 marginal error (balanced) or largest change of
-        the potentials over ``eps`` (unbalanced) is below ``tol``.
-    max_iter
-        Iteration cap of each sparse phase.
-    eps_scaling
-        Epsilon-scaling warm-up stages of the first sparse phase (balanced only).
+    %(eps)s
+    %(reg_m)s
+    tol, max_iter
+        Stop when an exact pass's relative L1 marginal error (balanced) or largest change of
+        the potentials over ``eps`` (unbalanced) is below ``tol``; iteration cap of each
+        sparse phase.
+    %(eps_scaling)s
+        Only the first sparse phase of a cold start has them.
     omega
         Over-relaxation of the sparse phase (``"auto"`` or a value in ``[1, 2)``).
     f, g
@@ -793,154 +545,179 @@ def solve_stream(
     column_nearest
         ``(m, k)``: for every column, rows of its smallest costs (from
         :meth:`FactoredCost.max_and_nearest` of the transposed cost), added to the support of
-        sharp plans; computed here when needed and not given (and returned for reuse).
-    support_max
-        Largest number of entries per row in the sparse phase's support (each row's largest
-        entries holding all but ``0.25 * tol`` of its mass); default ``SUPPORT_MAX``.
-    max_rounds
-        Largest number of (exact pass, sparse phase) rounds.
-
-    Returns
-    -------
-    :class:`StreamOutput`
+        sharp plans; computed when needed and not given (and returned for reuse).
+    support_max, max_rounds
+        Largest number of entries per row in the sparse phase's support (default
+        ``SUPPORT_MAX``); largest number of (exact pass, sparse phase) rounds.
 
     Examples
     --------
-    >>> cost = FactoredCost.sqeuclidean(x, y)  # doctest: +SKIP
-    >>> out = solve_stream(cost, np.full(n, 1 / n), np.full(m, 1 / n), 0.05)  # doctest: +SKIP
+    >>> x, y = np.random.default_rng(0).normal(size=(2, 30, 2))
+    >>> cost = FactoredCost.sqeuclidean(x, y, dtype="float64")
+    >>> out = solve_stream(cost, np.full(30, 1 / 30), np.full(30, 1 / 30), 0.5)
+    >>> bool(out.converged), round(float(out.vals.sum()), 6)
+    (True, 1.0)
 
     """
-    # the chunk products are small: one BLAS thread avoids synchronisation, which costs
-    # several times the work when other processes share the cores
-    with _one_blas_thread():
-        return _solve_stream(
-            cost, a, b, eps, reg_m=reg_m, tol=tol, max_iter=max_iter, eps_scaling=eps_scaling,
-            omega=omega, f=f, g=g, keep_mass=keep_mass, max_per_row=max_per_row, prune=prune,
-            stat_factors=stat_factors, column_nearest=column_nearest, support_max=support_max,
-            max_rounds=max_rounds,
-        )  # fmt: skip
-
-
-def _one_blas_thread() -> contextlib.AbstractContextManager:
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-def _solve_stream(
-    cost: FactoredCost,
-    a: np.ndarray,
-    b: np.ndarray,
-    eps: float,
-    *,
-    reg_m: float | None,
-    tol: float,
-    max_iter: int,
-    eps_scaling: int,
-    omega: float | str,
-    f: np.ndarray | None,
-    g: np.ndarray | None,
-    keep_mass: float,
-    max_per_row: int | None,
-    prune: float,
-    stat_factors: tuple[np.ndarray, np.ndarray] | None,
-    column_nearest: np.ndarray | None,
-    support_max: int | None,
-    max_rounds: int,
-) -> StreamOutput:
-    n, m = cost.shape
-    support_max = SUPPORT_MAX if support_max is None else support_max
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    fi = 1.0 if reg_m is None else reg_m / (reg_m + eps)
-    floor = 50 * float(np.finfo(np.dtype(cost.dtype)).eps)
-    tol_eff = max(tol, floor) if reg_m is None else tol
+    keep = {"keep_mass": keep_mass, "max_per_row": max_per_row, "prune": prune}
+    solve = _StreamSolve(cost, a, b, eps, reg_m, tol, max_iter, support_max, stat_factors, keep)
     cold = f is None
-    f = np.zeros(n) if f is None else np.asarray(f, dtype=np.float64)
-    g = np.zeros(m) if g is None else np.asarray(g, dtype=np.float64)
-    kw = dict(
-        support_max=support_max, keep_mass=keep_mass, max_per_row=max_per_row, prune=prune,
-        stat_factors=stat_factors,
-    )  # fmt: skip
-    support_mass = 1.0 - SUPPORT_SLACK * tol_eff
-    passes, iters, support_size = 0, 0, 0
-    warm = not cold
-    if cold and reg_m is None:
-        # a subsampled solve: column potentials, and whether the plan is spread out
-        g, spread = _subsample_potentials(
-            cost, a, b, eps, tol_eff, max_iter, support_mass, support_max
+    res, diffuse = solve.start(f, g)
+    if not diffuse and res.error >= solve.tol:
+        stages = eps_scaling if cold else 0
+        res, diffuse, column_nearest = solve.sharp_rounds(
+            res, column_nearest, stages=stages, omega=omega, max_rounds=max_rounds
         )
-        diffuse = spread > DIFFUSE_ROWS
-        res = _PassResult(f, g, np.inf, None, None, None, None, 0.0, None)
-    if not (cold and reg_m is None and diffuse):
-        res = _exact_pass(
-            cost, a, b, f, g, eps, fi, support_mass=support_mass, collect=warm, shifted=warm,
-            **kw,
-        )  # fmt: skip
-        passes, iters = 1, 1
-        diffuse = res.saturated > DIFFUSE_ROWS
-    if not diffuse and res.error >= tol_eff:
-        # sharp plans: sparse phases on the support, checked by exact passes; every column
-        # also gets its cheapest rows, so that no column is left without support
+    if diffuse and res.error >= solve.tol:
+        res = solve.diffuse_passes(res, trusted=solve.passes > 0 or not cold)
+    return solve.output(res, column_nearest)
+
+
+class _StreamSolve:
+    """State of one :func:`solve_stream` call: the block, its tolerance and the counters.
+
+    A cold start begins with :meth:`start`; then sharp plans go through :meth:`sharp_rounds`
+    and spread-out ones through :meth:`diffuse_passes` (see the module documentation).
+    """
+
+    def __init__(
+        self,
+        cost: FactoredCost,
+        a: np.ndarray,
+        b: np.ndarray,
+        eps: float,
+        reg_m: float | None,
+        tol: float,
+        max_iter: int,
+        support_max: int | None,
+        stat_factors: tuple[np.ndarray, np.ndarray] | None,
+        keep: dict[str, Any],
+    ) -> None:
+        self.cost, self.eps, self.reg_m, self.max_iter = cost, eps, reg_m, max_iter
+        self.a, self.b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        self.fi = 1.0 if reg_m is None else reg_m / (reg_m + eps)
+        floor = 50 * float(np.finfo(np.dtype(cost.dtype)).eps)
+        self.tol = max(tol, floor) if reg_m is None else tol
+        self.support_mass = 1.0 - SUPPORT_SLACK * self.tol
+        support_max = SUPPORT_MAX if support_max is None else support_max
+        self.keep = dict(support_max=support_max, stat_factors=stat_factors, **keep)
+        self.passes = self.iters = self.support_size = 0
+
+    def output(self, res: _PassResult, column_nearest: np.ndarray | None) -> StreamOutput:
+        """The :class:`StreamOutput` of the last pass ``res``."""
+        converged = res.error < self.tol
+        return StreamOutput(
+            *(res.rows, res.cols, res.vals, res.dropped, res.f, res.g, self.iters, self.passes),
+            *(res.error, converged, res.stat, self.support_size, column_nearest),
+        )
+
+    def exact_pass(self, f: np.ndarray, g: np.ndarray, **kw: Any) -> _PassResult:
+        """One :func:`_exact_pass` over the block (counted)."""
+        self.passes += 1
+        return _exact_pass(self.cost, self.a, self.b, f, g, self.eps, self.fi, **kw, **self.keep)
+
+    def start(self, f: np.ndarray | None, g: np.ndarray | None) -> tuple[_PassResult, bool]:
+        """The first exact pass, and whether the plan is spread out.
+
+        From the given potentials, or (cold, balanced) from a subsampled solve, which alone
+        tells a spread-out plan (then no pass is made).
+        """
+        n, m = self.cost.shape
+        cold = f is None
+        f = np.zeros(n) if f is None else np.asarray(f, dtype=np.float64)
+        g = np.zeros(m) if g is None else np.asarray(g, dtype=np.float64)
+        if cold and self.reg_m is None:
+            # a subsampled solve: column potentials, and whether the plan is spread out
+            g, spread = _subsample_potentials(
+                self.cost,
+                self.a,
+                self.b,
+                self.eps,
+                self.tol,
+                self.max_iter,
+                self.support_mass,
+                self.keep["support_max"],
+            )
+            if spread > DIFFUSE_ROWS:
+                return _PassResult(f, g, np.inf, None, None, None, None, 0.0, None), True
+        res = self.exact_pass(
+            f, g, support_mass=self.support_mass, collect=not cold, shifted=not cold
+        )
+        self.iters += 1
+        return res, res.saturated > DIFFUSE_ROWS
+
+    def sharp_rounds(
+        self,
+        res: _PassResult,
+        column_nearest: np.ndarray | None,
+        *,
+        stages: int,
+        omega: float | str,
+        max_rounds: int,
+    ) -> tuple[_PassResult, bool, np.ndarray]:
+        """Sparse phases on the support, checked by exact passes (sharp plans).
+
+        The support grows by what each pass finds. Returns the last pass, whether the plan
+        turned out spread out, and the columns' cheapest rows.
+        """
+        m = self.cost.shape[1]
+        # every column also gets its cheapest rows, so that no column is left without support
         if column_nearest is None:
-            column_nearest = cost.transpose().max_and_nearest(SUPPORT_COLUMN)[1]
+            column_nearest = self.cost.transpose().max_and_nearest(SUPPORT_COLUMN)[1]
         sup_r = np.concatenate([res.support[0], column_nearest.ravel()])
         sup_c = np.concatenate([res.support[1], np.repeat(np.arange(m), column_nearest.shape[1])])
-        stages = eps_scaling if cold else 0
         for _ in range(max_rounds):
-            sr, sc, C = _support(cost, sup_r, sup_c)
-            support_size = len(C)
+            sr, sc, C = _support(self.cost, sup_r, sup_c)
+            self.support_size = len(C)
             f, g, its, _ = sparse_sinkhorn(
-                sr, sc, C, a, b, eps, f=res.f, g=res.g, reg_m=reg_m, tol=0.5 * tol_eff,
-                max_iter=max_iter, eps_scaling=stages, omega=omega,
-            )  # fmt: skip
+                sr,
+                sc,
+                C,
+                self.a,
+                self.b,
+                self.eps,
+                f=res.f,
+                g=res.g,
+                reg_m=self.reg_m,
+                tol=0.5 * self.tol,
+                max_iter=self.max_iter,
+                eps_scaling=stages,
+                omega=omega,
+            )
             stages = 0
-            iters += its
-            res = _exact_pass(
-                cost, a, b, f, g, eps, fi, support_mass=support_mass, collect=True,
-                shifted=True, **kw,
-            )  # fmt: skip
-            passes += 1
-            iters += 1
-            if res.error < tol_eff:
+            self.iters += its + 1
+            res = self.exact_pass(f, g, support_mass=self.support_mass, collect=True, shifted=True)
+            if res.error < self.tol:
                 break
             if res.saturated > DIFFUSE_ROWS:
-                diffuse = True
-                break
-            # grow the support by the entries the exact pass found
+                return res, True, column_nearest
             sup_r = np.concatenate([sr, res.support[0]])
             sup_c = np.concatenate([sc, res.support[1]])
-    if diffuse and res.error >= tol_eff:
-        # spread-out plans: exact passes (over-relaxed), from the subsampled solve when cold
+        return res, False, column_nearest
+
+    def diffuse_passes(self, res: _PassResult, trusted: bool) -> _PassResult:
+        """Over-relaxed exact passes until one meets ``tol``, then the stored pass.
+
+        ``trusted``: ``res.f`` is a Sinkhorn potential (it stabilises the first pass).
+        """
         f, g = res.f, res.g
-        om, prev, prev2, locked, trusted = 1.0, np.inf, np.inf, False, passes > 0 or warm
+        om, prev, prev2, locked = 1.0, np.inf, np.inf, False
         for _ in range(MAX_PASSES):
-            step_res = _exact_pass(
-                cost, a, b, f, g, eps, fi, omega=om, support_mass=None, collect=False,
-                shifted=trusted, **kw,
-            )  # fmt: skip
+            step = self.exact_pass(
+                f, g, omega=om, support_mass=None, collect=False, shifted=trusted
+            )
             trusted = True
-            passes += 1
-            iters += 1
-            err = step_res.error
+            self.iters += 1
+            err = step.error
             if not np.isfinite(err) or (om > 1.0 and err > GROWTH_LIMIT * prev):
                 om, locked, prev, prev2 = 1.0, True, np.inf, np.inf  # roll back this pass
                 continue
-            if err < tol_eff:
+            if err < self.tol:
                 break
             if not locked and om == 1.0 and err < OMEGA_FROM and err < prev < prev2:
                 # plain Sinkhorn's rate from the last two ratios -> over-relaxation
                 theta = min(max(err / prev, prev / prev2), 0.99)
                 om = min(2.0 / (1.0 + np.sqrt(1.0 - theta)), OMEGA_MAX_PASS)
             prev, prev2 = err, prev
-            f, g = step_res.f, step_res.g
-        res = _exact_pass(
-            cost, a, b, f, g, eps, fi, support_mass=None, collect=True, shifted=True, **kw
-        )
-        passes += 1
-    return StreamOutput(
-        rows=res.rows, cols=res.cols, vals=res.vals, dropped=res.dropped, f=res.f, g=res.g,
-        n_iter=iters, n_passes=passes, error=res.error, converged=res.error < tol_eff,
-        stat=res.stat, support_size=support_size, column_nearest=column_nearest,
-    )  # fmt: skip
+            f, g = step.f, step.g
+        return self.exact_pass(f, g, support_mass=None, collect=True, shifted=True)

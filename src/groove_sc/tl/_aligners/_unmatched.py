@@ -91,11 +91,6 @@ def couple_unmatched(
     -------
     ``(coupling, info)``: the completed coupling (total mass 1) and what was done.
 
-    Examples
-    --------
-    >>> P, info = couple_unmatched(problem, P)  # doctest: +SKIP
-    >>> info["n_source_coupled"]  # doctest: +SKIP
-
     """
     left = np.flatnonzero(problem.source_codes < 0)
     info: dict[str, Any] = {"mode": "couple", "k": int(k), "n_source_coupled": 0}
