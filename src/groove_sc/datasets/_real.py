@@ -30,6 +30,8 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
+from .._counts import is_counts
+
 __all__ = [
     "DatasetNotAvailableError",
     "cache_dir",
@@ -189,11 +191,6 @@ def _fetch(remote: _Remote, directory: Path, known_hash: str | None, download: b
 # --------------------------------------------------------------------------------------------
 
 
-def _is_integer_valued(x) -> bool:
-    data = np.asarray(x.data if sp.issparse(x) else x).ravel()[:1_000_000]
-    return bool(np.all(data >= 0) and np.all(np.mod(data, 1) == 0))
-
-
 def _raw_counts(adata: ad.AnnData, what: str, required: bool = True):
     """Raw counts of ``adata`` from ``layers['counts']``, an integer ``.X`` or ``.raw``."""
     candidates = []
@@ -203,7 +200,7 @@ def _raw_counts(adata: ad.AnnData, what: str, required: bool = True):
     if adata.raw is not None and adata.raw.n_vars == adata.n_vars:
         candidates.append(adata.raw.X)
     for x in candidates:
-        if x is not None and _is_integer_valued(x):
+        if x is not None and is_counts(x):
             return sp.csr_matrix(x, dtype=np.float32)
     if required:
         raise ValueError(

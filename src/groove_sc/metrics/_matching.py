@@ -11,8 +11,9 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .._mudata import check_modalities, coupling_modalities, extract_block
+from .._representation import get_rep
 from ._foscttm import Ties, closer_fraction, foscttm
-from ._truth import get_rep, truth_pairs
+from ._truth import truth_pairs
 
 #: Two label masses of one row closer than this count as tied in label transfer.
 _LABEL_TIE_ATOL = 1e-12
@@ -301,7 +302,7 @@ def evaluate_matching(
     rows = Pn[src_idx]
     no_mass = ~has_mass[src_idx]
 
-    Y = get_rep(mdata, target, target_rep)
+    Y = get_rep(mdata, target, target_rep, argument="target_rep")
     pred = np.asarray(rows @ Y)
     bary = closer_fraction(pred, Y, tgt_idx, ties="half", chunk_size=chunk_size)
     bary[no_mass] = 0.5

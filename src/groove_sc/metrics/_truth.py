@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from mudata import MuData
 
-from .._mudata import check_modalities, modality_positions
+from .._mudata import check_modalities
 
 
 def _ids(mdata: MuData, mod: str, truth_key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -78,47 +77,3 @@ def truth_pairs(
             "(simulate(paired=True) or pp.unpair(split='same'))."
         )
     return source_idx.astype(np.int64), t_pos[hit[source_idx]].astype(np.int64)
-
-
-def get_rep(mdata: MuData, mod: str, rep: str | np.ndarray | None) -> np.ndarray:
-    """A dense float64 representation of the cells of one modality.
-
-    ``rep`` is ``None`` or ``"X"`` (the modality's ``.X``), a key of ``mdata[mod].obsm``, a key of
-    the joint ``mdata.obsm`` (rows of the modality's cells are taken), or an array with one row
-    per cell of the modality.
-
-    Examples
-    --------
-    >>> z = get_rep(mdata, "prot", "X_groove")  # doctest: +SKIP
-
-    """
-    adata = mdata.mod[mod]
-    if rep is None or (isinstance(rep, str) and rep == "X"):
-        out = adata.X
-    elif isinstance(rep, str):
-        if rep in adata.obsm:
-            out = adata.obsm[rep]
-        elif rep in mdata.obsm:
-            out = np.asarray(mdata.obsm[rep])[modality_positions(mdata, mod)]
-        else:
-            raise KeyError(
-                f"Representation '{rep}' is in neither mdata['{mod}'].obsm "
-                f"({list(adata.obsm.keys())}) nor mdata.obsm ({list(mdata.obsm.keys())}); "
-                "run groove_sc.tl.embed or pass an array."
-            )
-    else:
-        out = rep
-    if sp.issparse(out):
-        out = out.toarray()
-    out = np.asarray(out, dtype=np.float64)
-    if out.ndim != 2 or out.shape[0] != adata.n_obs:
-        raise ValueError(
-            f"Representation for modality '{mod}' has shape {out.shape}; expected "
-            f"({adata.n_obs}, d), one row per cell."
-        )
-    if not np.isfinite(out).all():
-        raise ValueError(
-            f"Representation for modality '{mod}' contains NaN or infinite values (e.g. cells of "
-            "another modality in a joint obsm); pass a per-modality representation."
-        )
-    return out

@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 from mudata import MuData
 
+from .._counts import is_counts
 from .._mudata import no_pull_on_update
 
 __all__ = ["prepare"]
@@ -39,16 +40,11 @@ def _default_recipe(name: str) -> str:
     return _NAME_TO_RECIPE.get(name.lower(), "none")
 
 
-def _is_counts(x) -> bool:
-    data = np.asarray(x.data if sp.issparse(x) else x).ravel()[:1_000_000]
-    return bool(np.all(data >= 0) and np.all(np.mod(data, 1) == 0))
-
-
 def _counts_of(adata: ad.AnnData, layer: str, modality: str, required: bool):
     """Raw counts from ``layers[layer]``, else from an integer ``.X`` (then stored in the layer)."""
     if layer in adata.layers:
         return adata.layers[layer]
-    if _is_counts(adata.X):
+    if is_counts(adata.X):
         adata.layers[layer] = adata.X.copy()
         return adata.layers[layer]
     if required:
