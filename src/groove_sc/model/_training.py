@@ -9,6 +9,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from lightning.pytorch.strategies import DDPStrategy, Strategy
 from scvi.module.base import LossOutput
@@ -268,3 +269,57 @@ def quiet_lightning() -> Iterator[None]:
     finally:
         for logger in loggers:
             logger.removeFilter(tip)
+
+
+def batch_composition(
+    codes: dict[str, np.ndarray],
+    batch_size: int,
+    groups_per_batch: int | None,
+    cells_per_group: int | None,
+) -> tuple[int, int]:
+    """``(groups_per_batch, cells_per_group)`` of the group-balanced minibatches.
+
+    Defaults: ``cells_per_group = max(8, ceil(batch_size / n_groups))`` (``batch_size //
+    groups_per_batch`` when that is given) and ``groups_per_batch = batch_size //
+    cells_per_group``, at most the number of groups shared by every modality.
+
+    Examples
+    --------
+    >>> codes = {"rna": np.array([0, 1, 2, 2]), "prot": np.array([0, 1, -1, 2])}
+    >>> batch_composition(codes, 256, None, None)
+    (2, 86)
+
+    """
+    shared = set.intersection(*(set(np.unique(c[c >= 0])) for c in codes.values()))
+    n_groups = max(len(shared), 1)
+    if cells_per_group is None:
+        cells_per_group = max(8, int(np.ceil(batch_size / n_groups)))
+        if groups_per_batch is not None:
+            cells_per_group = max(1, batch_size // groups_per_batch)
+    if groups_per_batch is None:
+        groups_per_batch = max(1, min(n_groups, batch_size // cells_per_group))
+    return groups_per_batch, cells_per_group
+
+
+def early_stopping_options(trainer_kwargs: dict, ddp: bool, monitor: str, patience: int) -> dict:
+    """Trainer keywords that turn early stopping on (Lightning's callback under DDP).
+
+    scvi-tools' Trainer turns early stopping off under DDP; Lightning's callback works there.
+
+    Examples
+    --------
+    >>> early_stopping_options({}, False, "validation_loss", 5)["early_stopping_patience"]
+    5
+
+    """
+    trainer_kwargs = dict(trainer_kwargs)
+    if ddp:
+        stop = RankZeroEarlyStopping(
+            monitor=monitor, patience=patience, min_delta=0.0, mode="min", warmup_epochs=0
+        )
+        trainer_kwargs["callbacks"] = [*list(trainer_kwargs.get("callbacks") or []), stop]
+    else:
+        trainer_kwargs.update(
+            early_stopping=True, early_stopping_monitor=monitor, early_stopping_patience=patience
+        )
+    return trainer_kwargs
