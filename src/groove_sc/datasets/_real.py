@@ -30,6 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
+from .._constants import COUNTS_LAYER, DEFAULT_GROUPBY, DEFAULT_TRUTH_KEY
 from .._counts import is_counts
 
 __all__ = [
@@ -194,8 +195,8 @@ def _fetch(remote: _Remote, directory: Path, known_hash: str | None, download: b
 def _raw_counts(adata: ad.AnnData, what: str, required: bool = True):
     """Raw counts of ``adata`` from ``layers['counts']``, an integer ``.X`` or ``.raw``."""
     candidates = []
-    if "counts" in adata.layers:
-        candidates.append(adata.layers["counts"])
+    if COUNTS_LAYER in adata.layers:
+        candidates.append(adata.layers[COUNTS_LAYER])
     candidates.append(adata.X)
     if adata.raw is not None and adata.raw.n_vars == adata.n_vars:
         candidates.append(adata.raw.X)
@@ -244,13 +245,13 @@ def _paired_mudata(
     uns: dict,
 ) -> MuData:
     obs = obs.copy()
-    obs["cell_id"] = np.asarray(barcodes, dtype=str)
+    obs[DEFAULT_TRUTH_KEY] = np.asarray(barcodes, dtype=str)
     mods = {}
     for name, counts, var in (("rna", rna_counts, rna_var), ("prot", prot_counts, prot_var)):
         o = obs.copy()
         o.index = pd.Index([f"{name}:{b}" for b in barcodes], name=None)
         a = ad.AnnData(X=counts.copy(), obs=o, var=var.copy())
-        a.layers["counts"] = counts.copy()
+        a.layers[COUNTS_LAYER] = counts.copy()
         if name == "prot":
             a.X = _clr(counts)
         mods[name] = a
@@ -333,7 +334,7 @@ def _papalexi_to_groove(rna: ad.AnnData, adt: ad.AnnData) -> MuData:
         raise ValueError("No 'gene_target' (or 'gene') column with the target gene of each cell.")
     status_col = _first_column(obs, ["perturbation", "crispr"])
     status = obs[status_col].copy() if status_col is not None else None
-    obs["perturbation"] = _categorical(obs[gene_col], control_values=["NT"])
+    obs[DEFAULT_GROUPBY] = _categorical(obs[gene_col], control_values=["NT"])
     if status is not None:
         obs["crispr"] = status.to_numpy()
     if "guide_ID" in obs.columns:
@@ -401,7 +402,7 @@ def papalexi_2021(
     --------
     >>> import groove_sc as gs
     >>> mdata = gs.datasets.papalexi_2021()  # doctest: +SKIP
-    >>> unpaired = gs.pp.unpair(gs.pp.prepare(mdata), seed=0)  # doctest: +SKIP
+    >>> unpaired = gs.pp.unpair(gs.pp.prepare(mdata, copy=True), seed=0)  # doctest: +SKIP
 
     """
     directory = cache_dir(data_dir)
@@ -480,7 +481,7 @@ def _frangieh_to_groove(
             )
         barcodes = barcodes[keep]
         obs = obs.loc[barcodes]
-    obs["perturbation"] = _categorical(obs["perturbation"], control_values=[CONTROL])
+    obs[DEFAULT_GROUPBY] = _categorical(obs["perturbation"], control_values=[CONTROL])
     if cond_col is not None and cond_col != "condition":
         obs["condition"] = pd.Categorical(obs[cond_col].astype(str))
     if "guide_id" in obs.columns:

@@ -10,6 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
+from .._constants import DEFAULT_GROUPBY, DEFAULT_TRUTH_KEY
 from .._mudata import check_modalities, coupling_modalities, extract_block
 from .._representation import get_rep
 from ._foscttm import Ties, closer_fraction, foscttm
@@ -24,7 +25,7 @@ def latent_foscttm(
     use_rep: str,
     source: str,
     target: str,
-    truth_key: str = "cell_id",
+    truth_key: str = DEFAULT_TRUTH_KEY,
     *,
     ties: Ties = "half",
     chunk_size: int | None = None,
@@ -178,7 +179,7 @@ def _resolve_groupby(mdata: MuData, meta: Any, source: str, target: str, groupby
     candidates = []
     if isinstance(meta, dict) and isinstance(meta.get("groupby"), str) and meta["groupby"]:
         candidates.append(meta["groupby"])
-    candidates.append("perturbation")
+    candidates.append(DEFAULT_GROUPBY)
     for key in candidates:
         if all(key in mdata.mod[m].obs for m in (source, target)):
             return key
@@ -188,7 +189,7 @@ def _resolve_groupby(mdata: MuData, meta: Any, source: str, target: str, groupby
 def evaluate_matching(
     mdata: MuData,
     coupling_key: str,
-    truth_key: str = "cell_id",
+    truth_key: str = DEFAULT_TRUTH_KEY,
     label_key: str | None = None,
     target_rep: str | np.ndarray | None = None,
     k: Sequence[int] = (1, 5, 10),

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
+from .._constants import DEFAULT_TRUTH_KEY
 from .._mudata import check_modalities
 
 
@@ -26,7 +27,7 @@ def _ids(mdata: MuData, mod: str, truth_key: str) -> tuple[np.ndarray, np.ndarra
 
 
 def truth_pairs(
-    mdata: MuData, source: str, target: str, truth_key: str = "cell_id"
+    mdata: MuData, source: str, target: str, truth_key: str = DEFAULT_TRUTH_KEY
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the true partners between two modalities.
 

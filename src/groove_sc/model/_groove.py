@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
+import scvi
 import torch
 from mudata import MuData
 from scvi.data import AnnDataManager, AnnDataManagerValidationCheck
@@ -22,26 +23,36 @@ from .._constants import COUNT_LIKELIHOODS, DEFAULT_GROUPBY
 from .._mudata import check_disjoint_obs_names, check_modalities
 from ..data import GrooveDataModule, MuDataGroupLabelsField, encode_labels
 from ..module import GROOVEVAE
-from ._arguments import check_model_arguments, check_train_arguments, log_every_n_steps
+from ._arguments import check_model_arguments, check_train_arguments
 from ._training import (
     GrooveTrainingPlan,
     batch_composition,
     check_devices_and_strategy,
     early_stopping_options,
     is_ddp,
-    max_processes,
     quiet_lightning,
+    trainer_options,
 )
 from ._validation import check_matrix, get_matrix, resolve_likelihoods, shared_categories
 
 logger = logging.getLogger(__name__)
 
 
+#: GROOVE.train arguments checked by :func:`check_train_arguments`.
+_TRAIN_ARGS = tuple(
+    (
+        "max_epochs lr devices train_size validation_size batch_size groups_per_batch "
+        "cells_per_group early_stopping early_stopping_patience check_val_every_n_epoch "
+        "n_epochs_kl_warmup seed"
+    ).split()
+)
 #: GROOVE.__init__ arguments checked by :func:`check_model_arguments`.
-_MODEL_ARGS = (
-    "n_latent", "n_hidden", "n_layers", "dropout_rate", "contrastive", "backtranslation", "alpha",
-    "beta", "temperature", "learn_temperature", "positives", "similarity", "within_group", "gamma",
-)  # fmt: skip
+_MODEL_ARGS = tuple(
+    (
+        "n_latent n_hidden n_layers dropout_rate contrastive backtranslation alpha beta "
+        "temperature learn_temperature positives similarity within_group gamma"
+    ).split()
+)
 
 
 class GROOVE(BaseModelClass):
@@ -497,21 +508,7 @@ class GROOVE(BaseModelClass):
         ...             strategy="ddp_find_unused_parameters_true")  # doctest: +SKIP
 
         """
-        check_train_arguments(
-            max_epochs=max_epochs,
-            lr=lr,
-            devices=devices,
-            train_size=train_size,
-            validation_size=validation_size,
-            batch_size=batch_size,
-            groups_per_batch=groups_per_batch,
-            cells_per_group=cells_per_group,
-            early_stopping=early_stopping,
-            early_stopping_patience=early_stopping_patience,
-            check_val_every_n_epoch=check_val_every_n_epoch,
-            n_epochs_kl_warmup=n_epochs_kl_warmup,
-            seed=seed,
-        )
+        check_train_arguments(**{k: v for k, v in locals().items() if k in _TRAIN_ARGS})
         strategy = trainer_kwargs.get("strategy")
         check_devices_and_strategy(accelerator, devices, strategy)
         if trainer_kwargs.pop("use_distributed_sampler", False):
@@ -526,10 +523,7 @@ class GROOVE(BaseModelClass):
         groups_per_batch, cells_per_group = batch_composition(
             codes, batch_size, groups_per_batch, cells_per_group
         )
-        if seed is None:
-            from scvi import settings
-
-            seed = int(settings.seed or 0)
+        seed = int(scvi.settings.seed or 0) if seed is None else seed
         datamodule = GrooveDataModule(
             self.adata_manager,
             {m: self._registry_keys(m) for m in self.modalities},
@@ -552,16 +546,9 @@ class GROOVE(BaseModelClass):
             trainer_kwargs = early_stopping_options(
                 trainer_kwargs, is_ddp(strategy), early_stopping_monitor, early_stopping_patience
             )
-        if check_val_every_n_epoch is not None:
-            trainer_kwargs["check_val_every_n_epoch"] = check_val_every_n_epoch
-        trainer_kwargs.setdefault("enable_checkpointing", False)
-        # Lightning warns when an epoch has fewer batches than the logging interval
-        n_processes = max_processes(devices, strategy, trainer_kwargs.get("num_nodes", 1))
-        trainer_kwargs.setdefault(
-            "log_every_n_steps", log_every_n_steps(datamodule.n_train_batches, n_processes)
+        trainer_kwargs = trainer_options(
+            trainer_kwargs, check_val_every_n_epoch, devices, datamodule.n_train_batches
         )
-        # the group-balanced sampler shares batches out across DDP processes itself
-        trainer_kwargs["use_distributed_sampler"] = False
         with quiet_lightning(), warnings.catch_warnings():
             # scvi-tools warns under any DDP strategy even when early stopping is on (see above)
             warnings.filterwarnings("ignore", "early_stopping was automatically disabled")

@@ -15,6 +15,8 @@ from lightning.pytorch.strategies import DDPStrategy, Strategy
 from scvi.module.base import LossOutput
 from scvi.train import LoudEarlyStopping, TrainingPlan
 
+from ._arguments import log_every_n_steps
+
 # strategies whose processes are forked from the running interpreter (the notebook-safe ones)
 _FORK_STRATEGIES = ("ddp_notebook", "ddp_fork")
 _SCRIPT_DDP = "ddp_find_unused_parameters_true"
@@ -322,4 +324,29 @@ def early_stopping_options(trainer_kwargs: dict, ddp: bool, monitor: str, patien
         trainer_kwargs.update(
             early_stopping=True, early_stopping_monitor=monitor, early_stopping_patience=patience
         )
+    return trainer_kwargs
+
+
+def trainer_options(
+    trainer_kwargs: dict, check_val_every_n_epoch: int | None, devices, n_train_batches: int
+) -> dict:
+    """The Trainer keywords GROOVE sets unless given: validation, logging, sampler, checkpoints.
+
+    Examples
+    --------
+    >>> trainer_options({}, None, 1, 3)["log_every_n_steps"]
+    3
+
+    """
+    trainer_kwargs = dict(trainer_kwargs)
+    if check_val_every_n_epoch is not None:
+        trainer_kwargs["check_val_every_n_epoch"] = check_val_every_n_epoch
+    trainer_kwargs.setdefault("enable_checkpointing", False)
+    # Lightning warns when an epoch has fewer batches than the logging interval
+    n_processes = max_processes(
+        devices, trainer_kwargs.get("strategy"), trainer_kwargs.get("num_nodes", 1)
+    )
+    trainer_kwargs.setdefault("log_every_n_steps", log_every_n_steps(n_train_batches, n_processes))
+    # the group-balanced sampler shares batches out across DDP processes itself
+    trainer_kwargs["use_distributed_sampler"] = False
     return trainer_kwargs
