@@ -51,8 +51,10 @@ def truth_pairs(
 
     Examples
     --------
-    >>> src, tgt = truth_pairs(mdata, "rna", "prot")  # doctest: +SKIP
-    >>> x = mdata["rna"].obsm["X_true_shared"][src]  # doctest: +SKIP
+    >>> src, tgt = gs.metrics.truth_pairs(mdata, "rna", "prot")
+    >>> x, y = mdata["rna"].obsm["X_true_shared"][src], mdata["prot"].obsm["X_true_shared"][tgt]
+    >>> bool(np.allclose(x, y))
+    True
 
     """
     check_modalities(mdata, [source, target], "truth_pairs")
