@@ -32,15 +32,29 @@ from mudata import MuData
 
 from .._constants import COUNTS_LAYER, DEFAULT_GROUPBY, DEFAULT_TRUTH_KEY
 from .._counts import is_counts
+from .._docs import doc_params
 
-__all__ = [
-    "DatasetNotAvailableError",
-    "cache_dir",
-    "frangieh_2021",
-    "papalexi_2021",
-    "read_frangieh_2021",
-    "read_papalexi_2021",
-]
+#: Parameter and raises docs shared by the download loaders.
+_LOADER_DOCS = dict(
+    data_dir="""data_dir
+    Cache directory; see :func:`cache_dir` (default: ``$GROOVE_SC_DATA`` or
+    ``~/.cache/groove_sc``).""",
+    download="""download
+    If ``False``, never touch the network: the file(s) must already be in ``data_dir``.""",
+    returns_raises="""Returns
+-------
+Paired MuData (``"rna"``, ``"prot"``) in groove_sc's layout, converted by the screen's
+``read_*`` function (:func:`read_papalexi_2021`, :func:`read_frangieh_2021`).
+
+Raises
+------
+DatasetNotAvailableError
+    When a file is absent and cannot be downloaded; the message says where to download it
+    from and where to put it.
+ValueError
+    When a file does not match its checksum.""",
+)
+
 
 #: Environment variable that overrides the default cache directory.
 DATA_ENV = "GROOVE_SC_DATA"
@@ -72,19 +86,27 @@ _PAPALEXI = _Remote(
 # Frangieh et al. 2021, Perturb-CITE-seq, scPerturb release (Peidli et al. 2024), Zenodo 13350497.
 # SHA-256 of the protein file is recorded by two independent public manifests (one of them for
 # this Zenodo record, 24,714,445 bytes); that of the RNA file by one. Neither was re-computed here.
-_FRANGIEH_RNA = _Remote(
-    fname="FrangiehIzar2021_RNA.h5ad",
-    url="https://zenodo.org/records/13350497/files/FrangiehIzar2021_RNA.h5ad?download=1",
-    known_hash="sha256:cc42ef38bcf703a00e0c77c7945dd53159b12d814c438ae8afeaed9bc71f48d1",
-    size="",
-    record="scPerturb, Zenodo record 13350497",
+
+
+def _scperturb(fname: str, known_hash: str, size: str = "") -> _Remote:
+    """A file of the scPerturb release on Zenodo (record 13350497)."""
+    return _Remote(
+        fname=fname,
+        url=f"https://zenodo.org/records/13350497/files/{fname}?download=1",
+        known_hash=known_hash,
+        size=size,
+        record="scPerturb, Zenodo record 13350497",
+    )
+
+
+_FRANGIEH_RNA = _scperturb(
+    "FrangiehIzar2021_RNA.h5ad",
+    "sha256:cc42ef38bcf703a00e0c77c7945dd53159b12d814c438ae8afeaed9bc71f48d1",
 )
-_FRANGIEH_PROT = _Remote(
-    fname="FrangiehIzar2021_protein.h5ad",
-    url="https://zenodo.org/records/13350497/files/FrangiehIzar2021_protein.h5ad?download=1",
-    known_hash="sha256:1f85827b5afad11a30d8ac99399772231110a1c3723bed6ecf7981a12cc3dbcc",
-    size="24,714,445 bytes",
-    record="scPerturb, Zenodo record 13350497",
+_FRANGIEH_PROT = _scperturb(
+    "FrangiehIzar2021_protein.h5ad",
+    "sha256:1f85827b5afad11a30d8ac99399772231110a1c3723bed6ecf7981a12cc3dbcc",
+    "24,714,445 bytes",
 )
 
 PINNED = "pinned"
@@ -358,7 +380,8 @@ def _papalexi_to_groove(rna: ad.AnnData, adt: ad.AnnData) -> MuData:
     )
 
 
-def papalexi_2021(
+@doc_params(**_LOADER_DOCS)
+def papalexi_2021(  # noqa: D417 (data_dir, download: shared fragments)
     data_dir: str | os.PathLike | None = None,
     *,
     known_hash: str | None = PINNED,
@@ -377,30 +400,16 @@ def papalexi_2021(
 
     Parameters
     ----------
-    data_dir
-        Cache directory; see :func:`cache_dir` (default: ``$GROOVE_SC_DATA`` or
-        ``~/.cache/groove_sc``).
+    %(data_dir)s
     known_hash
         ``"pinned"`` (default) checks the pinned checksum; another ``"md5:..."`` /
         ``"sha256:..."`` string checks that one; ``None`` skips the check.
-    download
-        If ``False``, never touch the network: the file must already be in ``data_dir``.
+    %(download)s
 
-    Returns
-    -------
-    Paired MuData (``"rna"``, ``"prot"``) in groove_sc's layout; see :func:`read_papalexi_2021`.
-
-    Raises
-    ------
-    DatasetNotAvailableError
-        When the file is absent and cannot be downloaded; the message says where to download it
-        from and where to put it.
-    ValueError
-        When the file does not match the checksum.
+    %(returns_raises)s
 
     Examples
     --------
-    >>> import groove_sc as gs
     >>> mdata = gs.datasets.papalexi_2021()  # doctest: +SKIP
     >>> unpaired = gs.pp.unpair(gs.pp.prepare(mdata, copy=True), seed=0)  # doctest: +SKIP
 
@@ -505,7 +514,8 @@ def _frangieh_to_groove(
     )
 
 
-def frangieh_2021(
+@doc_params(**_LOADER_DOCS)
+def frangieh_2021(  # noqa: D417 (data_dir, download: shared fragments)
     data_dir: str | os.PathLike | None = None,
     *,
     conditions: Sequence[str] | None = None,
@@ -530,31 +540,18 @@ def frangieh_2021(
 
     Parameters
     ----------
-    data_dir
-        Cache directory; see :func:`cache_dir`.
+    %(data_dir)s
     conditions
         Keep only these culture conditions (``"Control"``, ``"IFNγ"``, ``"Co-culture"``).
     known_hash
         ``"pinned"`` (default) checks the pinned checksums; ``None`` skips the checks; a mapping
         ``{file name: hash or None}`` overrides them per file.
-    download
-        If ``False``, never touch the network: the files must already be in ``data_dir``.
+    %(download)s
 
-    Returns
-    -------
-    Paired MuData (``"rna"``, ``"prot"``) in groove_sc's layout; see :func:`read_frangieh_2021`.
-
-    Raises
-    ------
-    DatasetNotAvailableError
-        When a file is absent and cannot be downloaded; the message says where to download it
-        from and where to put it.
-    ValueError
-        When a file does not match its checksum.
+    %(returns_raises)s
 
     Examples
     --------
-    >>> import groove_sc as gs
     >>> mdata = gs.datasets.frangieh_2021(conditions=["IFNγ"])  # doctest: +SKIP
 
     """

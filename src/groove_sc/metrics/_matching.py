@@ -14,7 +14,7 @@ from .._constants import DEFAULT_GROUPBY, DEFAULT_TRUTH_KEY
 from .._mudata import check_modalities, coupling_modalities, extract_block
 from .._representation import get_rep
 from ._foscttm import Ties, closer_fraction, foscttm
-from ._truth import truth_pairs
+from ._truth import obs_column, truth_pairs
 
 #: Two label masses of one row closer than this count as tied in label transfer.
 _LABEL_TIE_ATOL = 1e-12
@@ -79,13 +79,8 @@ def _expected_topk(rows: sp.csr_matrix, m_true: np.ndarray, n_t: int, k: int) ->
 
 
 def _labels(mdata: MuData, mod: str, key: str) -> tuple[np.ndarray, np.ndarray]:
-    obs = mdata.mod[mod].obs
-    if key not in obs:
-        raise KeyError(
-            f"Label column '{key}' is missing from mdata['{mod}'].obs; pass a column present in "
-            "both the source and the target modality."
-        )
-    col = obs[key]
+    hint = "pass a column present in both the source and the target modality."
+    col = obs_column(mdata, mod, key, "Label", hint)
     return col.astype(str).to_numpy(), ~pd.isna(col).to_numpy()
 
 

@@ -10,16 +10,31 @@ from .._constants import DEFAULT_TRUTH_KEY
 from .._mudata import check_modalities
 
 
+def obs_column(mdata: MuData, mod: str, key: str, what: str, hint: str) -> pd.Series:
+    """``mdata[mod].obs[key]``, or a ``KeyError`` naming the column, the modality and a hint.
+
+    Examples
+    --------
+    >>> obs_column(mdata, "rna", "perturbation", "Label", "").dtype.name
+    'category'
+
+    """
+    obs = mdata.mod[mod].obs
+    if key not in obs:
+        raise KeyError(f"{what} column '{key}' is missing from mdata['{mod}'].obs; {hint}")
+    return obs[key]
+
+
 def _ids(mdata: MuData, mod: str, truth_key: str) -> tuple[np.ndarray, np.ndarray]:
     """String ids of a modality's cells and a mask of those with an id."""
-    obs = mdata.mod[mod].obs
-    if truth_key not in obs:
-        raise KeyError(
-            f"Truth column '{truth_key}' is missing from mdata['{mod}'].obs; metrics need the "
-            "shared cell id of co-assayed or simulated cells (groove_sc.datasets.simulate and "
-            "groove_sc.pp.unpair write obs['cell_id'])."
-        )
-    col = obs[truth_key]
+    col = obs_column(
+        mdata,
+        mod,
+        truth_key,
+        "Truth",
+        "metrics need the shared cell id of co-assayed or simulated cells "
+        "(groove_sc.datasets.simulate and groove_sc.pp.unpair write obs['cell_id']).",
+    )
     ids = col.astype(str).to_numpy()
     # missing ids: NaN, or an empty string (how h5 files store a missing string)
     present = ~pd.isna(col).to_numpy() & (ids != "")
