@@ -62,7 +62,7 @@ def test_prepare_returns_new_object_and_leaves_input_alone():
     before = {
         m: (_dense(mdata[m].X).copy(), list(mdata[m].layers), mdata[m].shape) for m in mdata.mod
     }
-    out = gs.pp.prepare(mdata, n_top_genes=50)
+    out = gs.pp.prepare(mdata, n_top_genes=50, copy=True)
     assert out is not mdata
     for m, (x, layers, shape) in before.items():
         np.testing.assert_array_equal(_dense(mdata[m].X), x)
@@ -74,7 +74,7 @@ def test_prepare_returns_new_object_and_leaves_input_alone():
 def test_rna_recipe():
     mdata = _make()
     raw = _dense(mdata["rna"].X).copy()
-    out = gs.pp.prepare(mdata, n_top_genes=50, target_sum=1e4)
+    out = gs.pp.prepare(mdata, n_top_genes=50, target_sum=1e4, copy=True)
     rna = out["rna"]
     assert rna.n_vars == 50
     assert rna.var["highly_variable"].all()
@@ -96,9 +96,9 @@ def test_rna_recipe():
 
 def test_hvg_flavor_default_uses_counts_when_skmisc_is_present():
     pytest.importorskip("skmisc")
-    out = gs.pp.prepare(_make(), n_top_genes=40)
+    out = gs.pp.prepare(_make(), n_top_genes=40, copy=True)
     assert out["rna"].uns["groove_prepare"]["hvg_flavor"] == "seurat_v3"
-    out = gs.pp.prepare(_make(), n_top_genes=40, hvg_flavor="seurat")
+    out = gs.pp.prepare(_make(), n_top_genes=40, hvg_flavor="seurat", copy=True)
     assert out["rna"].uns["groove_prepare"]["hvg_flavor"] == "seurat"
     assert out["rna"].n_vars == 40
 
@@ -106,7 +106,7 @@ def test_hvg_flavor_default_uses_counts_when_skmisc_is_present():
 def test_counts_layer_is_used_when_present_and_hvg_flag_without_subset():
     mdata = _make(counts_in_layer=True)
     counts = _dense(mdata["rna"].layers["counts"]).copy()
-    out = gs.pp.prepare(mdata, n_top_genes=30, subset_hvg=False, batch_key="batch")
+    out = gs.pp.prepare(mdata, n_top_genes=30, subset_hvg=False, batch_key="batch", copy=True)
     rna = out["rna"]
     assert rna.n_vars == mdata["rna"].n_vars
     assert rna.var["highly_variable"].sum() == 30
@@ -116,7 +116,7 @@ def test_counts_layer_is_used_when_present_and_hvg_flag_without_subset():
 
 
 def test_n_top_genes_none_keeps_all_genes():
-    out = gs.pp.prepare(_make(n_genes=40), n_top_genes=None)
+    out = gs.pp.prepare(_make(n_genes=40), n_top_genes=None, copy=True)
     assert out["rna"].n_vars == 40
     assert out["rna"].var["highly_variable"].all()
 
@@ -126,18 +126,18 @@ def test_protein_clr_matches_muon():
 
     mdata = _make()
     counts = _dense(mdata["prot"].X).copy()
-    out = gs.pp.prepare(mdata, n_top_genes=None)
+    out = gs.pp.prepare(mdata, n_top_genes=None, copy=True)
     ref = ad.AnnData(X=counts.copy())
     mu.prot.pp.clr(ref)
     np.testing.assert_allclose(_dense(out["prot"].X), _dense(ref.X), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(_dense(out["prot"].layers["counts"]), counts)
     # Seurat's CLR: log1p(x / geometric mean of (1 + x)); axis=0 over cells, axis=1 over proteins
     for axis in (0, 1):
-        out_ax = gs.pp.prepare(mdata, n_top_genes=None, clr_axis=axis)
+        out_ax = gs.pp.prepare(mdata, n_top_genes=None, clr_axis=axis, copy=True)
         g = np.exp(np.log1p(counts).mean(axis=axis, keepdims=True))
         np.testing.assert_allclose(_dense(out_ax["prot"].X), np.log1p(counts / g), rtol=1e-4)
     # preparing twice gives the same protein values (CLR is recomputed from the counts)
-    again = gs.pp.prepare(out, n_top_genes=None)
+    again = gs.pp.prepare(out, n_top_genes=None, copy=True)
     np.testing.assert_allclose(_dense(again["prot"].X), _dense(out["prot"].X), rtol=1e-6)
 
 
@@ -145,7 +145,7 @@ def test_continuous_protein_without_counts_is_left_alone():
     mdata = _make()
     x = np.random.default_rng(1).normal(size=mdata["prot"].shape).astype(np.float32)
     mdata["prot"].X = x
-    out = gs.pp.prepare(mdata, n_top_genes=None)
+    out = gs.pp.prepare(mdata, n_top_genes=None, copy=True)
     np.testing.assert_array_equal(_dense(out["prot"].X), x)
     assert "counts" not in out["prot"].layers
     assert out["prot"].uns["groove_prepare"]["clr"] is False
@@ -154,7 +154,7 @@ def test_continuous_protein_without_counts_is_left_alone():
 def test_atac_binarised_and_counts_kept():
     mdata = _make(n_peaks=50)
     counts = _dense(mdata["atac"].X).copy()
-    out = gs.pp.prepare(mdata, n_top_genes=None)
+    out = gs.pp.prepare(mdata, n_top_genes=None, copy=True)
     x = _dense(out["atac"].X)
     assert set(np.unique(x)) <= {0.0, 1.0}
     np.testing.assert_array_equal(x, (counts > 0).astype(np.float32))
@@ -202,7 +202,7 @@ def test_prepare_on_loader_layout(tmp_path):
     prot = ad.AnnData(X=rng.poisson(20, (n, 5)).astype(np.float32), obs=obs.copy())
     prot.var_names = [f"P{j}" for j in range(5)]
     mdata = _frangieh_to_groove(rna, prot)
-    out = gs.pp.prepare(mdata, n_top_genes=30)
+    out = gs.pp.prepare(mdata, n_top_genes=30, copy=True)
     assert out["rna"].n_vars == 30
     np.testing.assert_array_equal(out["rna"].obs["cell_id"], out["prot"].obs["cell_id"])
     np.testing.assert_allclose(_dense(out["prot"].X), _dense(mdata["prot"].X), rtol=1e-5)

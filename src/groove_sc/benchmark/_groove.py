@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from mudata import MuData
 
+from .._constants import COUNTS_LAYER
+from .._counts import guess_likelihood
 from ._registry import register_learner
 
 #: Learner name -> (GROOVE options, description). Backtranslation stays on in the contrastive
@@ -93,18 +94,9 @@ def infer_likelihoods(mdata: MuData) -> tuple[dict[str, str], dict[str, str | No
     """
     likelihoods, layers = {}, {}
     for m, adata in mdata.mod.items():
-        layer = "counts" if "counts" in adata.layers else None
-        x = adata.layers[layer] if layer else adata.X
-        values = x.data if sp.issparse(x) else np.asarray(x)
-        integer = values.size > 0 and bool(
-            np.all(values >= 0) and np.all(np.equal(np.mod(values, 1), 0))
-        )
-        if integer:
-            likelihoods[m] = "bernoulli" if values.max() <= 1 else "nb"
-            layers[m] = layer
-        else:
-            likelihoods[m] = "normal"
-            layers[m] = None
+        layer = COUNTS_LAYER if COUNTS_LAYER in adata.layers else None
+        likelihoods[m] = guess_likelihood(adata.layers[layer] if layer else adata.X, binary=True)
+        layers[m] = layer if likelihoods[m] != "normal" else None
     return likelihoods, layers
 
 

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._labels import label_codes
 from ..tl._aligners._auto_epsilon import choose_truth_free  # noqa: F401 (re-export)
 from ..tl._aligners._auto_epsilon import projection_auc as _projection_auc
 
@@ -65,11 +66,7 @@ def candidate_epsilons(default: float, factors: Sequence[float]) -> list[float]:
     return values
 
 
-def _codes(labels: pd.Series, names: pd.Index) -> np.ndarray:
-    ok = labels.notna().to_numpy()
-    out = np.full(len(labels), -1, dtype=np.int64)
-    out[ok] = names.get_indexer(labels[ok].astype(str))
-    return out
+_codes = label_codes
 
 
 def label_agreement(

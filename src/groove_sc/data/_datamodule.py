@@ -19,8 +19,11 @@ class MultiModalDataset(Dataset):
 
     Examples
     --------
-    >>> ds = MultiModalDataset(manager, {"rna": ["X_rna", "labels_rna"]})  # doctest: +SKIP
-    >>> ds[{"rna": np.array([0, 5])}]["X_rna"].shape  # doctest: +SKIP
+    >>> gs.model.GROOVE.setup_mudata(mdata, layers={"rna": "counts"})
+    >>> manager = gs.model.GROOVE(mdata).adata_manager
+    >>> ds = MultiModalDataset(manager, {"rna": {"X_rna": np.float32, "labels_rna": np.int64}})
+    >>> ds[{"rna": np.array([0, 5])}]["X_rna"].shape
+    (2, 40)
 
     """
 
@@ -66,7 +69,14 @@ class GrooveDataModule(LightningDataModule):
 
     Examples
     --------
-    >>> dm = GrooveDataModule(manager, keys, codes, 16, 8)  # doctest: +SKIP
+    >>> gs.model.GROOVE.setup_mudata(mdata, layers={"rna": "counts"})
+    >>> model = gs.model.GROOVE(mdata)
+    >>> keys = {m: {f"X_{m}": np.float32, f"labels_{m}": np.int64} for m in model.modalities}
+    >>> codes = {m: model._codes(m) for m in model.modalities}
+    >>> dm = GrooveDataModule(model.adata_manager, keys, codes, groups_per_batch=5,
+    ...                       cells_per_group=4)
+    >>> dm.n_train_batches > 0, dm.n_val > 0
+    (True, True)
 
     """
 

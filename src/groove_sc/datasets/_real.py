@@ -30,14 +30,31 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
-__all__ = [
-    "DatasetNotAvailableError",
-    "cache_dir",
-    "frangieh_2021",
-    "papalexi_2021",
-    "read_frangieh_2021",
-    "read_papalexi_2021",
-]
+from .._constants import COUNTS_LAYER, DEFAULT_GROUPBY, DEFAULT_TRUTH_KEY
+from .._counts import is_counts
+from .._docs import doc_params
+
+#: Parameter and raises docs shared by the download loaders.
+_LOADER_DOCS = dict(
+    data_dir="""data_dir
+    Cache directory; see :func:`cache_dir` (default: ``$GROOVE_SC_DATA`` or
+    ``~/.cache/groove_sc``).""",
+    download="""download
+    If ``False``, never touch the network: the file(s) must already be in ``data_dir``.""",
+    returns_raises="""Returns
+-------
+Paired MuData (``"rna"``, ``"prot"``) in groove_sc's layout, converted by the screen's
+``read_*`` function (:func:`read_papalexi_2021`, :func:`read_frangieh_2021`).
+
+Raises
+------
+DatasetNotAvailableError
+    When a file is absent and cannot be downloaded; the message says where to download it
+    from and where to put it.
+ValueError
+    When a file does not match its checksum.""",
+)
+
 
 #: Environment variable that overrides the default cache directory.
 DATA_ENV = "GROOVE_SC_DATA"
@@ -69,19 +86,27 @@ _PAPALEXI = _Remote(
 # Frangieh et al. 2021, Perturb-CITE-seq, scPerturb release (Peidli et al. 2024), Zenodo 13350497.
 # SHA-256 of the protein file is recorded by two independent public manifests (one of them for
 # this Zenodo record, 24,714,445 bytes); that of the RNA file by one. Neither was re-computed here.
-_FRANGIEH_RNA = _Remote(
-    fname="FrangiehIzar2021_RNA.h5ad",
-    url="https://zenodo.org/records/13350497/files/FrangiehIzar2021_RNA.h5ad?download=1",
-    known_hash="sha256:cc42ef38bcf703a00e0c77c7945dd53159b12d814c438ae8afeaed9bc71f48d1",
-    size="",
-    record="scPerturb, Zenodo record 13350497",
+
+
+def _scperturb(fname: str, known_hash: str, size: str = "") -> _Remote:
+    """A file of the scPerturb release on Zenodo (record 13350497)."""
+    return _Remote(
+        fname=fname,
+        url=f"https://zenodo.org/records/13350497/files/{fname}?download=1",
+        known_hash=known_hash,
+        size=size,
+        record="scPerturb, Zenodo record 13350497",
+    )
+
+
+_FRANGIEH_RNA = _scperturb(
+    "FrangiehIzar2021_RNA.h5ad",
+    "sha256:cc42ef38bcf703a00e0c77c7945dd53159b12d814c438ae8afeaed9bc71f48d1",
 )
-_FRANGIEH_PROT = _Remote(
-    fname="FrangiehIzar2021_protein.h5ad",
-    url="https://zenodo.org/records/13350497/files/FrangiehIzar2021_protein.h5ad?download=1",
-    known_hash="sha256:1f85827b5afad11a30d8ac99399772231110a1c3723bed6ecf7981a12cc3dbcc",
-    size="24,714,445 bytes",
-    record="scPerturb, Zenodo record 13350497",
+_FRANGIEH_PROT = _scperturb(
+    "FrangiehIzar2021_protein.h5ad",
+    "sha256:1f85827b5afad11a30d8ac99399772231110a1c3723bed6ecf7981a12cc3dbcc",
+    "24,714,445 bytes",
 )
 
 PINNED = "pinned"
@@ -189,21 +214,16 @@ def _fetch(remote: _Remote, directory: Path, known_hash: str | None, download: b
 # --------------------------------------------------------------------------------------------
 
 
-def _is_integer_valued(x) -> bool:
-    data = np.asarray(x.data if sp.issparse(x) else x).ravel()[:1_000_000]
-    return bool(np.all(data >= 0) and np.all(np.mod(data, 1) == 0))
-
-
 def _raw_counts(adata: ad.AnnData, what: str, required: bool = True):
     """Raw counts of ``adata`` from ``layers['counts']``, an integer ``.X`` or ``.raw``."""
     candidates = []
-    if "counts" in adata.layers:
-        candidates.append(adata.layers["counts"])
+    if COUNTS_LAYER in adata.layers:
+        candidates.append(adata.layers[COUNTS_LAYER])
     candidates.append(adata.X)
     if adata.raw is not None and adata.raw.n_vars == adata.n_vars:
         candidates.append(adata.raw.X)
     for x in candidates:
-        if x is not None and _is_integer_valued(x):
+        if x is not None and is_counts(x):
             return sp.csr_matrix(x, dtype=np.float32)
     if required:
         raise ValueError(
@@ -247,13 +267,13 @@ def _paired_mudata(
     uns: dict,
 ) -> MuData:
     obs = obs.copy()
-    obs["cell_id"] = np.asarray(barcodes, dtype=str)
+    obs[DEFAULT_TRUTH_KEY] = np.asarray(barcodes, dtype=str)
     mods = {}
     for name, counts, var in (("rna", rna_counts, rna_var), ("prot", prot_counts, prot_var)):
         o = obs.copy()
         o.index = pd.Index([f"{name}:{b}" for b in barcodes], name=None)
         a = ad.AnnData(X=counts.copy(), obs=o, var=var.copy())
-        a.layers["counts"] = counts.copy()
+        a.layers[COUNTS_LAYER] = counts.copy()
         if name == "prot":
             a.X = _clr(counts)
         mods[name] = a
@@ -336,7 +356,7 @@ def _papalexi_to_groove(rna: ad.AnnData, adt: ad.AnnData) -> MuData:
         raise ValueError("No 'gene_target' (or 'gene') column with the target gene of each cell.")
     status_col = _first_column(obs, ["perturbation", "crispr"])
     status = obs[status_col].copy() if status_col is not None else None
-    obs["perturbation"] = _categorical(obs[gene_col], control_values=["NT"])
+    obs[DEFAULT_GROUPBY] = _categorical(obs[gene_col], control_values=["NT"])
     if status is not None:
         obs["crispr"] = status.to_numpy()
     if "guide_ID" in obs.columns:
@@ -360,7 +380,8 @@ def _papalexi_to_groove(rna: ad.AnnData, adt: ad.AnnData) -> MuData:
     )
 
 
-def papalexi_2021(
+@doc_params(**_LOADER_DOCS)
+def papalexi_2021(  # noqa: D417 (data_dir, download: shared fragments)
     data_dir: str | os.PathLike | None = None,
     *,
     known_hash: str | None = PINNED,
@@ -379,32 +400,18 @@ def papalexi_2021(
 
     Parameters
     ----------
-    data_dir
-        Cache directory; see :func:`cache_dir` (default: ``$GROOVE_SC_DATA`` or
-        ``~/.cache/groove_sc``).
+    %(data_dir)s
     known_hash
         ``"pinned"`` (default) checks the pinned checksum; another ``"md5:..."`` /
         ``"sha256:..."`` string checks that one; ``None`` skips the check.
-    download
-        If ``False``, never touch the network: the file must already be in ``data_dir``.
+    %(download)s
 
-    Returns
-    -------
-    Paired MuData (``"rna"``, ``"prot"``) in groove_sc's layout; see :func:`read_papalexi_2021`.
-
-    Raises
-    ------
-    DatasetNotAvailableError
-        When the file is absent and cannot be downloaded; the message says where to download it
-        from and where to put it.
-    ValueError
-        When the file does not match the checksum.
+    %(returns_raises)s
 
     Examples
     --------
-    >>> import groove_sc as gs
     >>> mdata = gs.datasets.papalexi_2021()  # doctest: +SKIP
-    >>> unpaired = gs.pp.unpair(gs.pp.prepare(mdata), seed=0)  # doctest: +SKIP
+    >>> unpaired = gs.pp.unpair(gs.pp.prepare(mdata, copy=True), seed=0)  # doctest: +SKIP
 
     """
     directory = cache_dir(data_dir)
@@ -483,7 +490,7 @@ def _frangieh_to_groove(
             )
         barcodes = barcodes[keep]
         obs = obs.loc[barcodes]
-    obs["perturbation"] = _categorical(obs["perturbation"], control_values=[CONTROL])
+    obs[DEFAULT_GROUPBY] = _categorical(obs["perturbation"], control_values=[CONTROL])
     if cond_col is not None and cond_col != "condition":
         obs["condition"] = pd.Categorical(obs[cond_col].astype(str))
     if "guide_id" in obs.columns:
@@ -507,7 +514,8 @@ def _frangieh_to_groove(
     )
 
 
-def frangieh_2021(
+@doc_params(**_LOADER_DOCS)
+def frangieh_2021(  # noqa: D417 (data_dir, download: shared fragments)
     data_dir: str | os.PathLike | None = None,
     *,
     conditions: Sequence[str] | None = None,
@@ -532,31 +540,18 @@ def frangieh_2021(
 
     Parameters
     ----------
-    data_dir
-        Cache directory; see :func:`cache_dir`.
+    %(data_dir)s
     conditions
         Keep only these culture conditions (``"Control"``, ``"IFNγ"``, ``"Co-culture"``).
     known_hash
         ``"pinned"`` (default) checks the pinned checksums; ``None`` skips the checks; a mapping
         ``{file name: hash or None}`` overrides them per file.
-    download
-        If ``False``, never touch the network: the files must already be in ``data_dir``.
+    %(download)s
 
-    Returns
-    -------
-    Paired MuData (``"rna"``, ``"prot"``) in groove_sc's layout; see :func:`read_frangieh_2021`.
-
-    Raises
-    ------
-    DatasetNotAvailableError
-        When a file is absent and cannot be downloaded; the message says where to download it
-        from and where to put it.
-    ValueError
-        When a file does not match its checksum.
+    %(returns_raises)s
 
     Examples
     --------
-    >>> import groove_sc as gs
     >>> mdata = gs.datasets.frangieh_2021(conditions=["IFNγ"])  # doctest: +SKIP
 
     """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anndata as ad
@@ -13,14 +14,10 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
-#: Likelihood name -> kind of data it produces.
-LIKELIHOODS = {
-    "nb": "count",
-    "zinb": "count",
-    "poisson": "count",
-    "normal": "continuous",
-    "bernoulli": "binary",
-}
+from .._constants import COUNTS_LAYER, DEFAULT_GROUPBY, DEFAULT_TRUTH_KEY, LIKELIHOOD_KINDS
+
+#: Likelihood name -> kind of data it produces (the package's one table).
+LIKELIHOODS = LIKELIHOOD_KINDS
 _DEFAULT_N_FEATURES = {"count": 1000, "continuous": 30, "binary": 2000}
 _FEATURE_PREFIX = {"count": "gene", "continuous": "protein", "binary": "peak"}
 _N_HIDDEN = 32  # width of each modality's random MLP
@@ -372,7 +369,41 @@ def simulate(
     0.0
 
     """
-    # ---- validation -------------------------------------------------------------------------
+    modalities, feats = _check_modalities(modalities, n_features)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    if int(n_latent) != n_latent or n_latent < 1:
+        raise ValueError(f"n_latent must be a positive integer, got {n_latent!r}.")
+    params = dict(
+        n_perturbations=n_perturbations,
+        cells_per_perturbation=cells_per_perturbation,
+        shared_fraction=_check_fraction("shared_fraction", shared_fraction),
+        modalities=modalities,
+        n_features=feats,
+        n_latent=int(n_latent),
+        effect_size=_check_nonneg("effect_size", effect_size),
+        noise=_check_nonneg("noise", noise),
+        control_fraction=_check_fraction("control_fraction", control_fraction, upper_open=True),
+        imbalance=_check_nonneg("imbalance", imbalance),
+        unlabeled_fraction=_check_fraction("unlabeled_fraction", unlabeled_fraction),
+        label_noise=_check_fraction("label_noise", label_noise),
+        paired=bool(paired),
+        seed=int(seed),
+    )
+    design = _Design.draw(params)
+    mods = {name: _modality(design, params, name, lik) for name, lik in modalities.items()}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*pull_on_update.*", category=FutureWarning)
+        mdata = MuData(mods)
+        mdata.update()
+    mdata.uns["simulation"] = _record(design, params)
+    return mdata
+
+
+def _check_modalities(
+    modalities: Mapping[str, str] | None, n_features: int | Mapping[str, int] | None
+) -> tuple[Mapping[str, str], dict[str, int]]:
+    """Checked modalities (default rna: nb, prot: normal) and the feature count of each."""
     if modalities is None:
         modalities = {"rna": "nb", "prot": "normal"}
     if not isinstance(modalities, Mapping) or len(modalities) == 0:
@@ -388,19 +419,6 @@ def simulate(
                 f"Unknown likelihood {lik!r} for modality '{name}'; choose one of "
                 f"{list(LIKELIHOODS)}."
             )
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
-    seed = int(seed)
-    if int(n_latent) != n_latent or n_latent < 1:
-        raise ValueError(f"n_latent must be a positive integer, got {n_latent!r}.")
-    n_latent = int(n_latent)
-    shared_fraction = _check_fraction("shared_fraction", shared_fraction)
-    control_fraction = _check_fraction("control_fraction", control_fraction, upper_open=True)
-    unlabeled_fraction = _check_fraction("unlabeled_fraction", unlabeled_fraction)
-    label_noise = _check_fraction("label_noise", label_noise)
-    effect_size = _check_nonneg("effect_size", effect_size)
-    noise = _check_nonneg("noise", noise)
-    imbalance = _check_nonneg("imbalance", imbalance)
     feats: dict[str, int] = {}
     for name, lik in modalities.items():
         if n_features is None:
@@ -417,94 +435,124 @@ def simulate(
             f"n_features names modalities {sorted(set(n_features) - set(modalities))} that are "
             f"not in modalities ({list(modalities)})."
         )
+    return modalities, feats
 
-    # ---- design: groups, effects ------------------------------------------------------------
-    names, sizes = _group_sizes(
-        n_perturbations, cells_per_perturbation, imbalance, control_fraction, _rng(seed, _DESIGN)
+
+@dataclass
+class _Design:
+    """Groups, their sizes and effects, and the shared baselines of a paired simulation."""
+
+    names: list[str]
+    sizes: np.ndarray
+    true_code: np.ndarray
+    shared_effect: np.ndarray
+    specific_effect: dict[str, np.ndarray]
+    baseline_shared: np.ndarray | None
+
+    @classmethod
+    def draw(cls, params: dict[str, Any]) -> _Design:
+        """Draw the design from the design, effect and baseline streams."""
+        seed, n_latent = params["seed"], params["n_latent"]
+        names, sizes = _group_sizes(
+            params["n_perturbations"],
+            params["cells_per_perturbation"],
+            params["imbalance"],
+            params["control_fraction"],
+            _rng(seed, _DESIGN),
+        )
+        n_groups = len(names)
+        if params["label_noise"] > 0 and n_groups < 2:
+            raise ValueError("label_noise > 0 needs at least two groups to draw wrong labels from.")
+        perturbed = np.array([g != "control" for g in names])[:, None]
+        scale = params["effect_size"]
+        f = params["shared_fraction"]
+        u = _rng(seed, _EFFECTS).standard_normal((n_groups, n_latent))
+        specific = {}
+        for name in params["modalities"]:
+            v = _rng(seed, _EFFECTS, name).standard_normal((n_groups, n_latent))
+            specific[name] = scale * np.sqrt(1 - f) * v * perturbed
+        n_cells = int(sizes.sum())
+        baseline = None
+        if params["paired"]:
+            baseline = _rng(seed, _BASELINE).standard_normal((n_cells, n_latent))
+        return cls(
+            names=names,
+            sizes=sizes,
+            true_code=np.repeat(np.arange(n_groups), sizes),
+            shared_effect=scale * np.sqrt(f) * u * perturbed,
+            specific_effect=specific,
+            baseline_shared=baseline,
+        )
+
+
+def _modality(design: _Design, params: dict[str, Any], name: str, lik: str) -> ad.AnnData:
+    """One modality's view of the simulated cells (states, observations, labels, names)."""
+    seed, n_latent, n_feats = params["seed"], params["n_latent"], params["n_features"][name]
+    true_code = design.true_code
+    n_cells = len(true_code)
+    if params["paired"]:
+        baseline = design.baseline_shared
+    else:
+        baseline = _rng(seed, _BASELINE, name).standard_normal((n_cells, n_latent))
+    order = _rng(seed, _ORDER, name).permutation(n_cells)
+    z_shared = (baseline + design.shared_effect[true_code])[order]
+    z = z_shared + design.specific_effect[name][true_code[order]]
+    mlp = _random_mlp(_rng(seed, _MAPS, name), n_latent, n_feats)
+    x, counts = _observe(mlp, z, lik, params["noise"], seed, name)
+    code = _observed_labels(
+        true_code,
+        len(design.names),
+        params["unlabeled_fraction"],
+        params["label_noise"],
+        _rng(seed, _LABELS, name),
     )
-    n_groups = len(names)
-    if label_noise > 0 and n_groups < 2:
-        raise ValueError("label_noise > 0 needs at least two groups to draw wrong labels from.")
-    perturbed = np.array([g != "control" for g in names])
-    true_code = np.repeat(np.arange(n_groups), sizes)
-    n_cells = int(sizes.sum())
-    u = _rng(seed, _EFFECTS).standard_normal((n_groups, n_latent))
-    shared_effect = effect_size * np.sqrt(shared_fraction) * u * perturbed[:, None]
-    specific_effect: dict[str, np.ndarray] = {}
-    for name in modalities:
-        v = _rng(seed, _EFFECTS, name).standard_normal((n_groups, n_latent))
-        specific_effect[name] = effect_size * np.sqrt(1 - shared_fraction) * v * perturbed[:, None]
-    categories = pd.Index(names)
+    cell = np.char.add("cell", np.arange(n_cells).astype(str))[order]
+    obs_names = np.char.add(f"{name}:", cell)
+    categories = pd.Index(design.names)
+    obs = pd.DataFrame(
+        {
+            DEFAULT_GROUPBY: pd.Categorical.from_codes(code[order], categories),
+            f"{DEFAULT_GROUPBY}_true": pd.Categorical.from_codes(true_code[order], categories),
+            DEFAULT_TRUTH_KEY: (cell if params["paired"] else obs_names).astype(object),
+        },
+        index=pd.Index(obs_names.astype(object)),
+    )
+    width = len(str(n_feats - 1))
+    prefix = f"{name}_{_FEATURE_PREFIX[LIKELIHOODS[lik]]}"
+    var_names = [f"{prefix}{j:0{width}d}" for j in range(n_feats)]
+    adata = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=var_names))
+    if counts is not None:
+        adata.layers[COUNTS_LAYER] = counts
+    adata.obsm["X_true"] = z.astype(np.float32)
+    adata.obsm["X_true_shared"] = z_shared.astype(np.float32)
+    return adata
 
-    # ---- per modality ------------------------------------------------------------------------
-    if paired:
-        baseline_shared = _rng(seed, _BASELINE).standard_normal((n_cells, n_latent))
-    mods: dict[str, ad.AnnData] = {}
-    for name, lik in modalities.items():
-        baseline = (
-            baseline_shared
-            if paired
-            else _rng(seed, _BASELINE, name).standard_normal((n_cells, n_latent))
-        )
-        order = _rng(seed, _ORDER, name).permutation(n_cells)
-        z_shared = (baseline + shared_effect[true_code])[order]
-        z = z_shared + specific_effect[name][true_code[order]]
-        mlp = _random_mlp(_rng(seed, _MAPS, name), n_latent, feats[name])
-        x, counts = _observe(mlp, z, lik, noise, seed, name)
-        code = _observed_labels(
-            true_code, n_groups, unlabeled_fraction, label_noise, _rng(seed, _LABELS, name)
-        )
-        cell = np.char.add("cell", np.arange(n_cells).astype(str))[order]
-        obs_names = np.char.add(f"{name}:", cell)
-        obs = pd.DataFrame(
-            {
-                "perturbation": pd.Categorical.from_codes(code[order], categories),
-                "perturbation_true": pd.Categorical.from_codes(true_code[order], categories),
-                "cell_id": (cell if paired else obs_names).astype(object),
-            },
-            index=pd.Index(obs_names.astype(object)),
-        )
-        kind = LIKELIHOODS[lik]
-        width = len(str(feats[name] - 1))
-        var_names = [f"{name}_{_FEATURE_PREFIX[kind]}{j:0{width}d}" for j in range(feats[name])]
-        adata = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=var_names))
-        if counts is not None:
-            adata.layers["counts"] = counts
-        adata.obsm["X_true"] = z.astype(np.float32)
-        adata.obsm["X_true_shared"] = z_shared.astype(np.float32)
-        mods[name] = adata
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*pull_on_update.*", category=FutureWarning)
-        mdata = MuData(mods)
-        mdata.update()
-    mdata.uns["simulation"] = dict(
-        n_perturbations=int(n_perturbations),
-        cells_per_perturbation=(
-            int(cells_per_perturbation)
-            if np.ndim(cells_per_perturbation) == 0
-            else [int(c) for c in cells_per_perturbation]
-        ),
-        shared_fraction=shared_fraction,
-        modalities={k: str(v) for k, v in modalities.items()},
-        n_features=feats,
-        n_latent=n_latent,
-        effect_size=effect_size,
-        noise=noise,
-        control_fraction=control_fraction,
-        imbalance=imbalance,
-        unlabeled_fraction=unlabeled_fraction,
-        label_noise=label_noise,
-        paired=bool(paired),
-        seed=seed,
+def _record(design: _Design, params: dict[str, Any]) -> dict[str, Any]:
+    """``mdata.uns["simulation"]``: the parameters, the groups and the true effects."""
+    cells = params["cells_per_perturbation"]
+    return dict(
+        n_perturbations=int(params["n_perturbations"]),
+        cells_per_perturbation=(int(cells) if np.ndim(cells) == 0 else [int(c) for c in cells]),
+        shared_fraction=params["shared_fraction"],
+        modalities={k: str(v) for k, v in params["modalities"].items()},
+        n_features=params["n_features"],
+        n_latent=params["n_latent"],
+        effect_size=params["effect_size"],
+        noise=params["noise"],
+        control_fraction=params["control_fraction"],
+        imbalance=params["imbalance"],
+        unlabeled_fraction=params["unlabeled_fraction"],
+        label_noise=params["label_noise"],
+        paired=params["paired"],
+        seed=params["seed"],
         n_hidden=_N_HIDDEN,
         library_size=_LIBRARY_SIZE,
-        group_names=list(names),
-        group_sizes=[int(s) for s in sizes],
-        shared_effect=shared_effect.astype(np.float32),
-        specific_effect={k: v.astype(np.float32) for k, v in specific_effect.items()},
+        group_names=list(design.names),
+        group_sizes=[int(s) for s in design.sizes],
+        shared_effect=design.shared_effect.astype(np.float32),
+        specific_effect={k: v.astype(np.float32) for k, v in design.specific_effect.items()},
     )
-    return mdata
 
 
 def simulate_sweep(

@@ -114,24 +114,7 @@ def evaluate_imputation(
     if sp.issparse(truth):
         truth = sp.csr_matrix(truth)
 
-    ref = None
-    if control is not None:
-        ref = np.asarray(control.toarray() if sp.issparse(control) else control, np.float64)
-        if ref.ndim == 2:
-            ref = ref.mean(axis=0)
-        if ref.shape != (p,):
-            raise ValueError(
-                f"control must have {p} features (a mean profile or control cells x features), "
-                f"got shape {np.shape(control)}."
-            )
-        if not np.isfinite(ref).all():
-            raise ValueError("control contains NaN or infinite values.")
-        if control_mode == "divide" and (ref <= 0).any():
-            raise ValueError(
-                f"control_mode='divide' needs a strictly positive control mean, but "
-                f"{int((ref <= 0).sum())} features have a mean <= 0; use "
-                "control_mode='subtract' (log-scale data) or add a pseudocount."
-            )
+    ref = None if control is None else _control_profile(control, p, control_mode)
 
     def prepare(a: np.ndarray, cols: slice | None = None) -> np.ndarray:
         if ref is None:
@@ -139,22 +122,7 @@ def evaluate_imputation(
         r = ref if cols is None else ref[cols]
         return a - r if control_mode == "subtract" else a / r
 
-    sq_err = 0.0
-    p_cell, s_cell = np.empty(n), np.empty(n)
-    step = max(1, _BLOCK_ENTRIES // p)
-    for start in range(0, n, step):
-        rows = slice(start, min(n, start + step))
-        a, b = _dense_block(pred, rows=rows), _dense_block(truth, rows=rows)
-        for name, block in (("pred", a), ("truth", b)):
-            if not np.isfinite(block).all():
-                bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
-                raise ValueError(
-                    f"'{name}' contains NaN or infinite values (first in row {bad}); impute or "
-                    "drop those cells before scoring."
-                )
-        a, b = prepare(a), prepare(b)
-        sq_err += float(((a - b) ** 2).sum())
-        p_cell[rows], s_cell[rows] = _correlations(a, b)
+    sq_err, p_cell, s_cell = _per_cell(pred, truth, prepare)
 
     p_feat, s_feat = np.empty(p), np.empty(p)
     pred_c = pred.tocsc() if sp.issparse(pred) else pred
@@ -177,3 +145,46 @@ def evaluate_imputation(
         "n_cells_undefined": int(np.isnan(p_cell).sum()),
         "n_features_undefined": int(np.isnan(p_feat).sum()),
     }
+
+
+def _control_profile(control, p: int, control_mode: str) -> np.ndarray:
+    """The control's mean profile ``(p,)``, checked."""
+    ref = np.asarray(control.toarray() if sp.issparse(control) else control, np.float64)
+    if ref.ndim == 2:
+        ref = ref.mean(axis=0)
+    if ref.shape != (p,):
+        raise ValueError(
+            f"control must have {p} features (a mean profile or control cells x features), "
+            f"got shape {np.shape(control)}."
+        )
+    if not np.isfinite(ref).all():
+        raise ValueError("control contains NaN or infinite values.")
+    if control_mode == "divide" and (ref <= 0).any():
+        raise ValueError(
+            f"control_mode='divide' needs a strictly positive control mean, but "
+            f"{int((ref <= 0).sum())} features have a mean <= 0; use "
+            "control_mode='subtract' (log-scale data) or add a pseudocount."
+        )
+    return ref
+
+
+def _per_cell(pred, truth, prepare) -> tuple[float, np.ndarray, np.ndarray]:
+    """Squared error summed over all entries, and the per-cell correlations (row blocks)."""
+    n, p = pred.shape
+    sq_err = 0.0
+    p_cell, s_cell = np.empty(n), np.empty(n)
+    step = max(1, _BLOCK_ENTRIES // p)
+    for start in range(0, n, step):
+        rows = slice(start, min(n, start + step))
+        a, b = _dense_block(pred, rows=rows), _dense_block(truth, rows=rows)
+        for name, block in (("pred", a), ("truth", b)):
+            if not np.isfinite(block).all():
+                bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+                raise ValueError(
+                    f"'{name}' contains NaN or infinite values (first in row {bad}); impute or "
+                    "drop those cells before scoring."
+                )
+        a, b = prepare(a), prepare(b)
+        sq_err += float(((a - b) ** 2).sum())
+        p_cell[rows], s_cell[rows] = _correlations(a, b)
+    return sq_err, p_cell, s_cell

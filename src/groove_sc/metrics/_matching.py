@@ -10,9 +10,11 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
+from .._constants import DEFAULT_GROUPBY, DEFAULT_TRUTH_KEY
 from .._mudata import check_modalities, coupling_modalities, extract_block
+from .._representation import get_rep
 from ._foscttm import Ties, closer_fraction, foscttm
-from ._truth import get_rep, truth_pairs
+from ._truth import obs_column, truth_pairs
 
 #: Two label masses of one row closer than this count as tied in label transfer.
 _LABEL_TIE_ATOL = 1e-12
@@ -23,7 +25,7 @@ def latent_foscttm(
     use_rep: str,
     source: str,
     target: str,
-    truth_key: str = "cell_id",
+    truth_key: str = DEFAULT_TRUTH_KEY,
     *,
     ties: Ties = "half",
     chunk_size: int | None = None,
@@ -53,8 +55,7 @@ def latent_foscttm(
 
     Examples
     --------
-    >>> mdata = gs.datasets.simulate(paired=True, seed=0)  # doctest: +SKIP
-    >>> gs.metrics.latent_foscttm(mdata, "X_true_shared", "rna", "prot")  # doctest: +SKIP
+    >>> gs.metrics.latent_foscttm(mdata, "X_true_shared", "rna", "prot")
     0.0
 
     """
@@ -78,13 +79,8 @@ def _expected_topk(rows: sp.csr_matrix, m_true: np.ndarray, n_t: int, k: int) ->
 
 
 def _labels(mdata: MuData, mod: str, key: str) -> tuple[np.ndarray, np.ndarray]:
-    obs = mdata.mod[mod].obs
-    if key not in obs:
-        raise KeyError(
-            f"Label column '{key}' is missing from mdata['{mod}'].obs; pass a column present in "
-            "both the source and the target modality."
-        )
-    col = obs[key]
+    hint = "pass a column present in both the source and the target modality."
+    col = obs_column(mdata, mod, key, "Label", hint)
     return col.astype(str).to_numpy(), ~pd.isna(col).to_numpy()
 
 
@@ -177,7 +173,7 @@ def _resolve_groupby(mdata: MuData, meta: Any, source: str, target: str, groupby
     candidates = []
     if isinstance(meta, dict) and isinstance(meta.get("groupby"), str) and meta["groupby"]:
         candidates.append(meta["groupby"])
-    candidates.append("perturbation")
+    candidates.append(DEFAULT_GROUPBY)
     for key in candidates:
         if all(key in mdata.mod[m].obs for m in (source, target)):
             return key
@@ -187,7 +183,7 @@ def _resolve_groupby(mdata: MuData, meta: Any, source: str, target: str, groupby
 def evaluate_matching(
     mdata: MuData,
     coupling_key: str,
-    truth_key: str = "cell_id",
+    truth_key: str = DEFAULT_TRUTH_KEY,
     label_key: str | None = None,
     target_rep: str | np.ndarray | None = None,
     k: Sequence[int] = (1, 5, 10),
@@ -265,10 +261,11 @@ def evaluate_matching(
 
     Examples
     --------
-    >>> gs.tl.align(mdata, source="rna", target="prot", use_rep="X_groove", method="leot",
-    ...             groupby="perturbation", key_added="groove_coupling")  # doctest: +SKIP
-    >>> res = gs.metrics.evaluate_matching(mdata, "groove_coupling")  # doctest: +SKIP
-    >>> res["foscttm_barycentric"], res["trace"], res["trace_random_group"]  # doctest: +SKIP
+    >>> gs.tl.align(mdata, source="rna", target="prot", use_rep="X_true_shared", method="leot",
+    ...             groupby="perturbation", key_added="groove_coupling")
+    >>> res = gs.metrics.evaluate_matching(mdata, coupling_key="groove_coupling")
+    >>> 0 <= res["foscttm_barycentric"] < 0.1, res["trace"] > res["trace_random_group"]
+    (True, True)
 
     """
     if not isinstance(mdata, MuData):
@@ -301,7 +298,7 @@ def evaluate_matching(
     rows = Pn[src_idx]
     no_mass = ~has_mass[src_idx]
 
-    Y = get_rep(mdata, target, target_rep)
+    Y = get_rep(mdata, target, target_rep, argument="target_rep")
     pred = np.asarray(rows @ Y)
     bary = closer_fraction(pred, Y, tgt_idx, ties="half", chunk_size=chunk_size)
     bary[no_mass] = 0.5

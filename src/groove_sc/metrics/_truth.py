@@ -4,22 +4,37 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from mudata import MuData
 
-from .._mudata import check_modalities, modality_positions
+from .._constants import DEFAULT_TRUTH_KEY
+from .._mudata import check_modalities
+
+
+def obs_column(mdata: MuData, mod: str, key: str, what: str, hint: str) -> pd.Series:
+    """``mdata[mod].obs[key]``, or a ``KeyError`` naming the column, the modality and a hint.
+
+    Examples
+    --------
+    >>> obs_column(mdata, "rna", "perturbation", "Label", "").dtype.name
+    'category'
+
+    """
+    obs = mdata.mod[mod].obs
+    if key not in obs:
+        raise KeyError(f"{what} column '{key}' is missing from mdata['{mod}'].obs; {hint}")
+    return obs[key]
 
 
 def _ids(mdata: MuData, mod: str, truth_key: str) -> tuple[np.ndarray, np.ndarray]:
     """String ids of a modality's cells and a mask of those with an id."""
-    obs = mdata.mod[mod].obs
-    if truth_key not in obs:
-        raise KeyError(
-            f"Truth column '{truth_key}' is missing from mdata['{mod}'].obs; metrics need the "
-            "shared cell id of co-assayed or simulated cells (groove_sc.datasets.simulate and "
-            "groove_sc.pp.unpair write obs['cell_id'])."
-        )
-    col = obs[truth_key]
+    col = obs_column(
+        mdata,
+        mod,
+        truth_key,
+        "Truth",
+        "metrics need the shared cell id of co-assayed or simulated cells "
+        "(groove_sc.datasets.simulate and groove_sc.pp.unpair write obs['cell_id']).",
+    )
     ids = col.astype(str).to_numpy()
     # missing ids: NaN, or an empty string (how h5 files store a missing string)
     present = ~pd.isna(col).to_numpy() & (ids != "")
@@ -27,7 +42,7 @@ def _ids(mdata: MuData, mod: str, truth_key: str) -> tuple[np.ndarray, np.ndarra
 
 
 def truth_pairs(
-    mdata: MuData, source: str, target: str, truth_key: str = "cell_id"
+    mdata: MuData, source: str, target: str, truth_key: str = DEFAULT_TRUTH_KEY
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the true partners between two modalities.
 
@@ -51,8 +66,10 @@ def truth_pairs(
 
     Examples
     --------
-    >>> src, tgt = truth_pairs(mdata, "rna", "prot")  # doctest: +SKIP
-    >>> x = mdata["rna"].obsm["X_true_shared"][src]  # doctest: +SKIP
+    >>> src, tgt = gs.metrics.truth_pairs(mdata, "rna", "prot")
+    >>> x, y = mdata["rna"].obsm["X_true_shared"][src], mdata["prot"].obsm["X_true_shared"][tgt]
+    >>> bool(np.allclose(x, y))
+    True
 
     """
     check_modalities(mdata, [source, target], "truth_pairs")
@@ -78,47 +95,3 @@ def truth_pairs(
             "(simulate(paired=True) or pp.unpair(split='same'))."
         )
     return source_idx.astype(np.int64), t_pos[hit[source_idx]].astype(np.int64)
-
-
-def get_rep(mdata: MuData, mod: str, rep: str | np.ndarray | None) -> np.ndarray:
-    """A dense float64 representation of the cells of one modality.
-
-    ``rep`` is ``None`` or ``"X"`` (the modality's ``.X``), a key of ``mdata[mod].obsm``, a key of
-    the joint ``mdata.obsm`` (rows of the modality's cells are taken), or an array with one row
-    per cell of the modality.
-
-    Examples
-    --------
-    >>> z = get_rep(mdata, "prot", "X_groove")  # doctest: +SKIP
-
-    """
-    adata = mdata.mod[mod]
-    if rep is None or (isinstance(rep, str) and rep == "X"):
-        out = adata.X
-    elif isinstance(rep, str):
-        if rep in adata.obsm:
-            out = adata.obsm[rep]
-        elif rep in mdata.obsm:
-            out = np.asarray(mdata.obsm[rep])[modality_positions(mdata, mod)]
-        else:
-            raise KeyError(
-                f"Representation '{rep}' is in neither mdata['{mod}'].obsm "
-                f"({list(adata.obsm.keys())}) nor mdata.obsm ({list(mdata.obsm.keys())}); "
-                "run groove_sc.tl.embed or pass an array."
-            )
-    else:
-        out = rep
-    if sp.issparse(out):
-        out = out.toarray()
-    out = np.asarray(out, dtype=np.float64)
-    if out.ndim != 2 or out.shape[0] != adata.n_obs:
-        raise ValueError(
-            f"Representation for modality '{mod}' has shape {out.shape}; expected "
-            f"({adata.n_obs}, d), one row per cell."
-        )
-    if not np.isfinite(out).all():
-        raise ValueError(
-            f"Representation for modality '{mod}' contains NaN or infinite values (e.g. cells of "
-            "another modality in a joint obsm); pass a per-modality representation."
-        )
-    return out

@@ -5,42 +5,54 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
+import scvi
 import torch
 from mudata import MuData
 from scvi.data import AnnDataManager, AnnDataManagerValidationCheck
 from scvi.data.fields import MuDataCategoricalObsField, MuDataLayerField
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
+from scvi.utils._docstrings import devices_dsp
 
+from .. import _constants as keys
+from .._constants import COUNT_LIKELIHOODS, DEFAULT_GROUPBY
 from .._mudata import check_disjoint_obs_names, check_modalities
 from ..data import GrooveDataModule, MuDataGroupLabelsField, encode_labels
 from ..module import GROOVEVAE
-from ..module._vae import batch_key as _bkey
-from ..module._vae import labels_key as _lkey
-from ..module._vae import x_key as _xkey
-from ._arguments import check_model_arguments, check_train_arguments, log_every_n_steps
+from ._arguments import check_model_arguments, check_train_arguments
 from ._training import (
     GrooveTrainingPlan,
-    RankZeroEarlyStopping,
+    batch_composition,
     check_devices_and_strategy,
+    early_stopping_options,
     is_ddp,
-    max_processes,
     quiet_lightning,
+    trainer_options,
 )
 from ._validation import check_matrix, get_matrix, resolve_likelihoods, shared_categories
 
 logger = logging.getLogger(__name__)
 
 
+#: GROOVE.train arguments checked by :func:`check_train_arguments`.
+_TRAIN_ARGS = tuple(
+    (
+        "max_epochs lr devices train_size validation_size batch_size groups_per_batch "
+        "cells_per_group early_stopping early_stopping_patience check_val_every_n_epoch "
+        "n_epochs_kl_warmup seed"
+    ).split()
+)
 #: GROOVE.__init__ arguments checked by :func:`check_model_arguments`.
-_MODEL_ARGS = (
-    "n_latent", "n_hidden", "n_layers", "dropout_rate", "contrastive", "backtranslation", "alpha",
-    "beta", "temperature", "learn_temperature", "positives", "similarity", "within_group", "gamma",
-)  # fmt: skip
+_MODEL_ARGS = tuple(
+    (
+        "n_latent n_hidden n_layers dropout_rate contrastive backtranslation alpha beta "
+        "temperature learn_temperature positives similarity within_group gamma"
+    ).split()
+)
 
 
 class GROOVE(BaseModelClass):
@@ -97,14 +109,13 @@ class GROOVE(BaseModelClass):
 
     Examples
     --------
-    >>> import groove_sc as gs
-    >>> mdata = gs.datasets.simulate(n_perturbations=10, cells_per_perturbation=50, seed=0)
     >>> gs.model.GROOVE.setup_mudata(mdata, perturbation_key="perturbation",
     ...     modalities=["rna", "prot"], layers={"rna": "counts"},
     ...     likelihoods={"rna": "nb", "prot": "normal"})
-    >>> model = gs.model.GROOVE(mdata, n_latent=16)
-    >>> model.train(max_epochs=5)  # doctest: +SKIP
-    >>> z = model.get_latent_representation(modality="rna")  # doctest: +SKIP
+    >>> model = gs.model.GROOVE(mdata, n_latent=4, n_hidden=16)
+    >>> model.train(max_epochs=2, enable_progress_bar=False)
+    >>> model.get_latent_representation(modality="rna").shape
+    (67, 4)
 
     """
 
@@ -135,13 +146,13 @@ class GROOVE(BaseModelClass):
         args = self._setup_args
         mods = list(args["modalities"])
         stats = self.summary_stats
-        n_input = {m: int(stats[f"n_{_xkey(m)}"]) for m in mods}
-        n_batch = {m: int(stats.get(f"n_{_bkey(m)}", 1)) for m in mods}
+        n_input = {m: int(stats[f"n_{keys.x_key(m)}"]) for m in mods}
+        n_batch = {m: int(stats.get(f"n_{keys.batch_key(m)}", 1)) for m in mods}
         likelihoods = dict(args["likelihoods"])
         lib_means = {}
         for m in mods:
-            if likelihoods[m] in ("nb", "zinb", "poisson"):
-                x = self.adata_manager.get_from_registry(_xkey(m))
+            if likelihoods[m] in COUNT_LIKELIHOODS:
+                x = self.adata_manager.get_from_registry(keys.x_key(m))
                 tot = np.asarray(x.sum(axis=1)).ravel()
                 lib_means[m] = float(np.log(np.clip(tot, 1, None)).mean())
         self.module = self._module_cls(
@@ -184,7 +195,7 @@ class GROOVE(BaseModelClass):
     def setup_mudata(
         cls,
         mdata: MuData,
-        perturbation_key: str = "perturbation",
+        perturbation_key: str = DEFAULT_GROUPBY,
         modalities: Sequence[str] | None = None,
         layers: dict[str, str | None] | None = None,
         likelihoods: dict[str, str] | None = None,
@@ -228,7 +239,9 @@ class GROOVE(BaseModelClass):
         --------
         >>> GROOVE.setup_mudata(mdata, perturbation_key="perturbation",
         ...     modalities=["rna", "prot"], layers={"rna": "counts"},
-        ...     likelihoods={"rna": "nb", "prot": "normal"})  # doctest: +SKIP
+        ...     likelihoods={"rna": "nb", "prot": "normal"})
+        >>> sorted(mdata["rna"].obs["_scvi_labels_rna"].unique().tolist())
+        [0, 1, 2, 3, 4]
 
         """
         setup_method_args = cls._get_setup_method_args(**locals())
@@ -258,12 +271,12 @@ class GROOVE(BaseModelClass):
         for m in modalities:
             fields.append(
                 MuDataLayerField(
-                    _xkey(m), layers.get(m), mod_key=m, is_count_data=False, mod_required=True
+                    keys.x_key(m), layers.get(m), mod_key=m, is_count_data=False, mod_required=True
                 )
             )
             fields.append(
                 MuDataGroupLabelsField(
-                    _lkey(m),
+                    keys.labels_key(m),
                     perturbation_key,
                     categories,
                     unlabeled_category,
@@ -273,7 +286,9 @@ class GROOVE(BaseModelClass):
             )
             if batch_key is not None:
                 fields.append(
-                    MuDataCategoricalObsField(_bkey(m), batch_key, mod_key=m, mod_required=True)
+                    MuDataCategoricalObsField(
+                        keys.batch_key(m), batch_key, mod_key=m, mod_required=True
+                    )
                 )
         manager = AnnDataManager(
             fields=fields,
@@ -298,16 +313,31 @@ class GROOVE(BaseModelClass):
 
         Examples
         --------
-        >>> model = gs.model.GROOVE.load("model_dir", mdata)  # doctest: +SKIP
+        >>> GROOVE.setup_mudata(mdata, layers={"rna": "counts"})
+        >>> model = GROOVE(mdata, n_latent=4, n_hidden=16)
+        >>> model.train(max_epochs=1, enable_progress_bar=False)
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as path:
+        ...     model.save(path, overwrite=True)
+        ...     loaded = GROOVE.load(path, mdata)
+        >>> loaded.modalities
+        ['rna', 'prot']
 
         """
-        with warnings.catch_warnings():
-            # scvi-tools' load reads the deprecated MuData.mod_names (a FutureWarning of mudata
-            # >= 0.3.4 that the user cannot act on)
-            warnings.filterwarnings(
-                "ignore", message=r".*mod_names is deprecated", category=FutureWarning
-            )
-            return super().load(dir_path, adata=adata, **kwargs)
+        download_log = logging.getLogger("scvi.data._download")
+        level = download_log.level
+        # scvi-tools' loader logs "File ... already downloaded" for every local model file
+        download_log.setLevel(logging.WARNING)
+        try:
+            with warnings.catch_warnings():
+                # scvi-tools' load reads the deprecated MuData.mod_names (a FutureWarning of
+                # mudata >= 0.3.4 that the user cannot act on)
+                warnings.filterwarnings(
+                    "ignore", message=r".*mod_names is deprecated", category=FutureWarning
+                )
+                return super().load(dir_path, adata=adata, **kwargs)
+        finally:
+            download_log.setLevel(level)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -322,17 +352,17 @@ class GROOVE(BaseModelClass):
     @property
     def categories(self) -> np.ndarray:
         """Perturbation categories; code ``k`` is ``categories[k]`` in every modality."""
-        reg = self.adata_manager.get_state_registry(_lkey(self.modalities[0]))
+        reg = self.adata_manager.get_state_registry(keys.labels_key(self.modalities[0]))
         return np.asarray(reg["categorical_mapping"], dtype=str)
 
     def _registry_keys(self, m: str) -> dict[str, type]:
-        keys = {_xkey(m): np.float32, _lkey(m): np.int64}
+        out = {keys.x_key(m): np.float32, keys.labels_key(m): np.int64}
         if self._setup_args.get("batch_key") is not None:
-            keys[_bkey(m)] = np.int64
-        return keys
+            out[keys.batch_key(m)] = np.int64
+        return out
 
     def _codes(self, m: str) -> np.ndarray:
-        return np.asarray(self.adata_manager.get_from_registry(_lkey(m))).reshape(-1)
+        return np.asarray(self.adata_manager.get_from_registry(keys.labels_key(m))).reshape(-1)
 
     def _modality_arrays(self, mdata: MuData, m: str):
         """Data matrix and batch codes of modality ``m`` of any MuData with the same features."""
@@ -341,7 +371,7 @@ class GROOVE(BaseModelClass):
         check_modalities(mdata, [m], "the model")
         adata = mdata.mod[m]
         x = get_matrix(adata, self._setup_args["layers"].get(m), m)
-        train_vars = self.adata_manager.get_state_registry(_xkey(m)).get("column_names")
+        train_vars = self.adata_manager.get_state_registry(keys.x_key(m)).get("column_names")
         if train_vars is not None and not np.array_equal(
             np.asarray(adata.var_names), np.asarray(train_vars)
         ):
@@ -354,7 +384,9 @@ class GROOVE(BaseModelClass):
         if bkey is None:
             b = np.zeros(adata.n_obs, dtype=np.int64)
         else:
-            mapping = self.adata_manager.get_state_registry(_bkey(m))["categorical_mapping"]
+            mapping = self.adata_manager.get_state_registry(keys.batch_key(m))[
+                "categorical_mapping"
+            ]
             if bkey not in adata.obs:
                 raise KeyError(f"batch_key '{bkey}' not found in mdata['{m}'].obs.")
             b = encode_labels(adata.obs[bkey], mapping)
@@ -383,7 +415,8 @@ class GROOVE(BaseModelClass):
         return np.concatenate(out) if out else np.zeros((0, self.module.n_latent), np.float32)
 
     # --------------------------------------------------------------- training
-    def train(
+    @devices_dsp.dedent
+    def train(  # noqa: D417 (accelerator, devices: scvi-tools fragments)
         self,
         max_epochs: int | None = None,
         lr: float = 1e-3,
@@ -401,7 +434,7 @@ class GROOVE(BaseModelClass):
         n_epochs_kl_warmup: int | None = None,
         seed: int | None = None,
         plan_kwargs: dict | None = None,
-        **trainer_kwargs,
+        **trainer_kwargs: Any,
     ) -> None:
         """Train with group-balanced minibatches through scvi-tools' TrainRunner (Lightning).
 
@@ -426,9 +459,10 @@ class GROOVE(BaseModelClass):
             default ``min(400, max(20, round(2e6 / n_cells)))``.
         lr
             Adam learning rate (> 0).
-        accelerator, devices
-            Lightning device selection; ``"auto"`` uses a GPU when present. ``devices`` may not
-            exceed the CPU cores (``accelerator="cpu"``) or the visible GPUs.
+        %(param_accelerator)s
+        %(param_devices)s
+            ``devices`` may not exceed the CPU cores (``accelerator="cpu"``) or the visible
+            GPUs.
         train_size, validation_size
             Per-modality split fractions: ``train_size`` in ``(0, 1]``, ``validation_size`` in
             ``[0, 1)`` (default ``1 - train_size``), their sum at most 1.
@@ -455,10 +489,18 @@ class GROOVE(BaseModelClass):
             Passed to :class:`scvi.train.Trainer` (``strategy``, ``num_nodes``...).
             ``log_every_n_steps`` defaults to at most the number of batches per epoch.
 
+        Returns
+        -------
+        ``None``; the losses per epoch are in ``model.history``.
+
         Examples
         --------
-        >>> model.train(max_epochs=50, groups_per_batch=16, cells_per_group=8)  # doctest: +SKIP
-        >>> model.history["contrastive_train"].tail()  # doctest: +SKIP
+        >>> GROOVE.setup_mudata(mdata, layers={"rna": "counts"})
+        >>> model = GROOVE(mdata, n_latent=4, n_hidden=16)
+        >>> model.train(max_epochs=2, groups_per_batch=4, cells_per_group=8,
+        ...             enable_progress_bar=False)
+        >>> len(model.history["contrastive_train"])
+        2
 
         Two processes on two GPUs, from a script:
 
@@ -466,21 +508,7 @@ class GROOVE(BaseModelClass):
         ...             strategy="ddp_find_unused_parameters_true")  # doctest: +SKIP
 
         """
-        check_train_arguments(
-            max_epochs=max_epochs,
-            lr=lr,
-            devices=devices,
-            train_size=train_size,
-            validation_size=validation_size,
-            batch_size=batch_size,
-            groups_per_batch=groups_per_batch,
-            cells_per_group=cells_per_group,
-            early_stopping=early_stopping,
-            early_stopping_patience=early_stopping_patience,
-            check_val_every_n_epoch=check_val_every_n_epoch,
-            n_epochs_kl_warmup=n_epochs_kl_warmup,
-            seed=seed,
-        )
+        check_train_arguments(**{k: v for k, v in locals().items() if k in _TRAIN_ARGS})
         strategy = trainer_kwargs.get("strategy")
         check_devices_and_strategy(accelerator, devices, strategy)
         if trainer_kwargs.pop("use_distributed_sampler", False):
@@ -488,27 +516,17 @@ class GROOVE(BaseModelClass):
                 "use_distributed_sampler=True is not supported: GROOVE's group-balanced sampler "
                 "already shares the batches out across DDP processes. Leave it unset."
             )
-        ddp = is_ddp(strategy)
-        mods = self.modalities
-        codes = {m: self._codes(m) for m in mods}
-        n_cells = sum(len(c) for c in codes.values())
+        codes = {m: self._codes(m) for m in self.modalities}
         if max_epochs is None:
+            n_cells = sum(len(c) for c in codes.values())
             max_epochs = int(min(400, max(20, round(2e6 / max(n_cells, 1)))))
-        shared = set.intersection(*(set(np.unique(c[c >= 0])) for c in codes.values()))
-        n_groups = max(len(shared), 1)
-        if cells_per_group is None:
-            cells_per_group = max(8, int(np.ceil(batch_size / n_groups)))
-            if groups_per_batch is not None:
-                cells_per_group = max(1, batch_size // groups_per_batch)
-        if groups_per_batch is None:
-            groups_per_batch = max(1, min(n_groups, batch_size // cells_per_group))
-        if seed is None:
-            from scvi import settings
-
-            seed = int(settings.seed or 0)
+        groups_per_batch, cells_per_group = batch_composition(
+            codes, batch_size, groups_per_batch, cells_per_group
+        )
+        seed = int(scvi.settings.seed or 0) if seed is None else seed
         datamodule = GrooveDataModule(
             self.adata_manager,
-            {m: self._registry_keys(m) for m in mods},
+            {m: self._registry_keys(m) for m in self.modalities},
             codes,
             train_size=train_size,
             validation_size=validation_size,
@@ -525,33 +543,12 @@ class GROOVE(BaseModelClass):
             if datamodule.n_val == 0:
                 raise ValueError("early_stopping needs a validation split (train_size < 1).")
             check_val_every_n_epoch = check_val_every_n_epoch or 1
-            if ddp:
-                # scvi-tools' Trainer turns early stopping off under DDP; Lightning's works there
-                trainer_kwargs["callbacks"] = list(trainer_kwargs.get("callbacks") or []) + [
-                    RankZeroEarlyStopping(
-                        monitor=early_stopping_monitor,
-                        patience=early_stopping_patience,
-                        min_delta=0.0,
-                        mode="min",
-                        warmup_epochs=0,
-                    )
-                ]
-            else:
-                trainer_kwargs.update(
-                    early_stopping=True,
-                    early_stopping_monitor=early_stopping_monitor,
-                    early_stopping_patience=early_stopping_patience,
-                )
-        if check_val_every_n_epoch is not None:
-            trainer_kwargs["check_val_every_n_epoch"] = check_val_every_n_epoch
-        trainer_kwargs.setdefault("enable_checkpointing", False)
-        # Lightning warns when an epoch has fewer batches than the logging interval
-        n_processes = max_processes(devices, strategy, trainer_kwargs.get("num_nodes", 1))
-        trainer_kwargs.setdefault(
-            "log_every_n_steps", log_every_n_steps(datamodule.n_train_batches, n_processes)
+            trainer_kwargs = early_stopping_options(
+                trainer_kwargs, is_ddp(strategy), early_stopping_monitor, early_stopping_patience
+            )
+        trainer_kwargs = trainer_options(
+            trainer_kwargs, check_val_every_n_epoch, devices, datamodule.n_train_batches
         )
-        # the group-balanced sampler shares batches out across DDP processes itself
-        trainer_kwargs["use_distributed_sampler"] = False
         with quiet_lightning(), warnings.catch_warnings():
             # scvi-tools warns under any DDP strategy even when early stopping is on (see above)
             warnings.filterwarnings("ignore", "early_stopping was automatically disabled")
@@ -569,7 +566,7 @@ class GROOVE(BaseModelClass):
             "cells_per_group": int(cells_per_group),
         }
         with quiet_lightning():
-            return runner()
+            runner()
 
     # ---------------------------------------------------------------- queries
     def get_latent_representation(
@@ -596,7 +593,13 @@ class GROOVE(BaseModelClass):
 
         Examples
         --------
-        >>> z = model.get_latent_representation(modality="rna")  # doctest: +SKIP
+        >>> GROOVE.setup_mudata(mdata, layers={"rna": "counts"})
+        >>> model = GROOVE(mdata, n_latent=4, n_hidden=16)
+        >>> model.train(max_epochs=1, enable_progress_bar=False)
+        >>> model.get_latent_representation(modality="rna").shape
+        (67, 4)
+        >>> sorted(model.get_latent_representation())
+        ['prot', 'rna']
 
         """
         self._check_if_trained(warn=True)
@@ -639,7 +642,11 @@ class GROOVE(BaseModelClass):
 
         Examples
         --------
-        >>> x = model.get_imputed_values(source="rna", target="prot")  # doctest: +SKIP
+        >>> GROOVE.setup_mudata(mdata, layers={"rna": "counts"})
+        >>> model = GROOVE(mdata, n_latent=4, n_hidden=16)
+        >>> model.train(max_epochs=1, enable_progress_bar=False)
+        >>> model.get_imputed_values(source="rna", target="prot").shape
+        (67, 10)
 
         """
         self._check_if_trained(warn=True)

@@ -9,10 +9,13 @@ import sys
 import warnings
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from lightning.pytorch.strategies import DDPStrategy, Strategy
 from scvi.module.base import LossOutput
 from scvi.train import LoudEarlyStopping, TrainingPlan
+
+from ._arguments import log_every_n_steps
 
 # strategies whose processes are forked from the running interpreter (the notebook-safe ones)
 _FORK_STRATEGIES = ("ddp_notebook", "ddp_fork")
@@ -31,7 +34,10 @@ class GrooveTrainingPlan(TrainingPlan):
 
     Examples
     --------
-    >>> plan = GrooveTrainingPlan(model.module, lr=1e-3)  # doctest: +SKIP
+    >>> gs.model.GROOVE.setup_mudata(mdata, layers={"rna": "counts"})
+    >>> plan = GrooveTrainingPlan(gs.model.GROOVE(mdata).module, lr=1e-3)
+    >>> plan.lr
+    0.001
 
     """
 
@@ -138,7 +144,7 @@ def check_devices_and_strategy(accelerator: str, devices, strategy: str | Strate
     Examples
     --------
     >>> check_devices_and_strategy("cpu", 1, "auto")
-    >>> check_devices_and_strategy("cpu", 10_000, "ddp")  # doctest: +SKIP
+    >>> check_devices_and_strategy("cpu", 10_000, "ddp")
     Traceback (most recent call last):
     ValueError: devices=10000 asks for 10000 CPU processes ...
 
@@ -247,8 +253,8 @@ def quiet_lightning() -> Iterator[None]:
 
     Examples
     --------
-    >>> with quiet_lightning():  # doctest: +SKIP
-    ...     runner()
+    >>> with quiet_lightning():
+    ...     pass
 
     """
     tip = _DropLitLoggerTip()
@@ -268,3 +274,82 @@ def quiet_lightning() -> Iterator[None]:
     finally:
         for logger in loggers:
             logger.removeFilter(tip)
+
+
+def batch_composition(
+    codes: dict[str, np.ndarray],
+    batch_size: int,
+    groups_per_batch: int | None,
+    cells_per_group: int | None,
+) -> tuple[int, int]:
+    """``(groups_per_batch, cells_per_group)`` of the group-balanced minibatches.
+
+    Defaults: ``cells_per_group = max(8, ceil(batch_size / n_groups))`` (``batch_size //
+    groups_per_batch`` when that is given) and ``groups_per_batch = batch_size //
+    cells_per_group``, at most the number of groups shared by every modality.
+
+    Examples
+    --------
+    >>> codes = {"rna": np.array([0, 1, 2, 2]), "prot": np.array([0, 1, -1, 2])}
+    >>> batch_composition(codes, 256, None, None)
+    (2, 86)
+
+    """
+    shared = set.intersection(*(set(np.unique(c[c >= 0])) for c in codes.values()))
+    n_groups = max(len(shared), 1)
+    if cells_per_group is None:
+        cells_per_group = max(8, int(np.ceil(batch_size / n_groups)))
+        if groups_per_batch is not None:
+            cells_per_group = max(1, batch_size // groups_per_batch)
+    if groups_per_batch is None:
+        groups_per_batch = max(1, min(n_groups, batch_size // cells_per_group))
+    return groups_per_batch, cells_per_group
+
+
+def early_stopping_options(trainer_kwargs: dict, ddp: bool, monitor: str, patience: int) -> dict:
+    """Trainer keywords that turn early stopping on (Lightning's callback under DDP).
+
+    scvi-tools' Trainer turns early stopping off under DDP; Lightning's callback works there.
+
+    Examples
+    --------
+    >>> early_stopping_options({}, False, "validation_loss", 5)["early_stopping_patience"]
+    5
+
+    """
+    trainer_kwargs = dict(trainer_kwargs)
+    if ddp:
+        stop = RankZeroEarlyStopping(
+            monitor=monitor, patience=patience, min_delta=0.0, mode="min", warmup_epochs=0
+        )
+        trainer_kwargs["callbacks"] = [*list(trainer_kwargs.get("callbacks") or []), stop]
+    else:
+        trainer_kwargs.update(
+            early_stopping=True, early_stopping_monitor=monitor, early_stopping_patience=patience
+        )
+    return trainer_kwargs
+
+
+def trainer_options(
+    trainer_kwargs: dict, check_val_every_n_epoch: int | None, devices, n_train_batches: int
+) -> dict:
+    """The Trainer keywords GROOVE sets unless given: validation, logging, sampler, checkpoints.
+
+    Examples
+    --------
+    >>> trainer_options({}, None, 1, 3)["log_every_n_steps"]
+    3
+
+    """
+    trainer_kwargs = dict(trainer_kwargs)
+    if check_val_every_n_epoch is not None:
+        trainer_kwargs["check_val_every_n_epoch"] = check_val_every_n_epoch
+    trainer_kwargs.setdefault("enable_checkpointing", False)
+    # Lightning warns when an epoch has fewer batches than the logging interval
+    n_processes = max_processes(
+        devices, trainer_kwargs.get("strategy"), trainer_kwargs.get("num_nodes", 1)
+    )
+    trainer_kwargs.setdefault("log_every_n_steps", log_every_n_steps(n_train_batches, n_processes))
+    # the group-balanced sampler shares batches out across DDP processes itself
+    trainer_kwargs["use_distributed_sampler"] = False
+    return trainer_kwargs

@@ -10,6 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .._counts import guess_likelihood
 from ..module import LIKELIHOODS
 
 
@@ -69,15 +70,6 @@ def check_matrix(x, mod: str, where: str, likelihood: str) -> None:
             f"Modality '{mod}' ({where}) must be binary (0/1) for likelihood 'bernoulli'; "
             "binarise it first."
         )
-
-
-def guess_likelihood(x) -> str:
-    """``"nb"`` for non-negative integer data, else ``"normal"``."""
-    v = _values(x)
-    v = v[: min(v.size, 100_000)]
-    if v.size and (v >= 0).all() and np.allclose(v, np.round(v)):
-        return "nb"
-    return "normal"
 
 
 def resolve_likelihoods(

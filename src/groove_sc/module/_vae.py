@@ -12,25 +12,11 @@ from scvi.nn import Encoder, FCLayers
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
+from .._constants import batch_key, labels_key, x_key
 from ._contrastive import CONTRASTIVE
 from ._likelihoods import get_likelihood
 from ._pseudo import pseudo_labels
 from ._within import DEFAULT_WITHIN_EPSILON, WITHIN_GROUP_TERMS, within_group_objective
-
-
-def x_key(mod: str) -> str:
-    """Registry key of a modality's data."""
-    return f"X_{mod}"
-
-
-def labels_key(mod: str) -> str:
-    """Registry key of a modality's group labels."""
-    return f"labels_{mod}"
-
-
-def batch_key(mod: str) -> str:
-    """Registry key of a modality's batch covariate."""
-    return f"batch_{mod}"
 
 
 class _Decoder(nn.Module):
@@ -62,6 +48,31 @@ class _Decoder(nn.Module):
     def forward(self, z, library, batch_index):
         cats = (batch_index,) if self.n_batch > 1 else ()
         return self.head(self.body(z, *cats), library)
+
+
+def _check_options(
+    contrastive: str | None,
+    within_group: str | None,
+    gamma: float,
+    pseudo_label_threshold: float | None,
+) -> None:
+    """Errors naming the option, the value and what is valid."""
+    if contrastive is not None and contrastive not in CONTRASTIVE:
+        raise ValueError(
+            f"contrastive must be one of {sorted(CONTRASTIVE)} or None, got {contrastive!r}."
+        )
+    if within_group is not None and within_group not in WITHIN_GROUP_TERMS:
+        raise ValueError(
+            f"within_group must be one of {sorted(WITHIN_GROUP_TERMS)} or None, got "
+            f"{within_group!r}."
+        )
+    if not gamma >= 0:
+        raise ValueError(f"gamma must be >= 0 (weight of the within-group term), got {gamma!r}.")
+    if pseudo_label_threshold is not None and not 0 < pseudo_label_threshold <= 1:
+        raise ValueError(
+            "pseudo_label_threshold must be in (0, 1] (a softmax confidence) or None, got "
+            f"{pseudo_label_threshold!r}."
+        )
 
 
 class GROOVEVAE(BaseModuleClass):
@@ -132,67 +143,39 @@ class GROOVEVAE(BaseModuleClass):
         pseudo_label_threshold: float | None = None,
     ):
         super().__init__()
+        _check_options(contrastive, within_group, gamma, pseudo_label_threshold)
         self.modalities: Sequence[str] = list(n_input)
-        if contrastive is not None and contrastive not in CONTRASTIVE:
-            raise ValueError(
-                f"contrastive must be one of {sorted(CONTRASTIVE)} or None, got {contrastive!r}."
-            )
-        if within_group is not None and within_group not in WITHIN_GROUP_TERMS:
-            raise ValueError(
-                f"within_group must be one of {sorted(WITHIN_GROUP_TERMS)} or None, got "
-                f"{within_group!r}."
-            )
-        if not gamma >= 0:
-            raise ValueError(
-                f"gamma must be >= 0 (weight of the within-group term), got {gamma!r}."
-            )
-        if pseudo_label_threshold is not None and not 0 < pseudo_label_threshold <= 1:
-            raise ValueError(
-                "pseudo_label_threshold must be in (0, 1] (a softmax confidence) or None, got "
-                f"{pseudo_label_threshold!r}."
-            )
         n_batch = n_batch or {}
         library_log_means = library_log_means or {}
         self.likelihoods = dict(likelihoods)
         self.n_batch = {m: int(n_batch.get(m, 1)) for m in self.modalities}
         self.n_latent = n_latent
-        self.contrastive = contrastive
         if positives is None:
             positives = "mean_log" if contrastive == "supcon" else "sum_in_log"
-        self.positives = positives
-        self.similarity = similarity
-        self.backtranslation = backtranslation
-        self.alpha = alpha
-        self.beta = beta
-        self.within_group = within_group
-        self.gamma = gamma
+        self.contrastive, self.positives, self.similarity = contrastive, positives, similarity
+        self.backtranslation, self.within_group = backtranslation, within_group
+        self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.within_epsilon = within_epsilon
         self.pseudo_label_threshold = pseudo_label_threshold
         self.encoders = nn.ModuleDict()
         self.decoders = nn.ModuleDict()
+        layers = dict(
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            use_batch_norm=use_batch_norm,
+            use_layer_norm=use_layer_norm,
+        )
         for m in self.modalities:
             nb = self.n_batch[m]
             self.encoders[m] = Encoder(
                 n_input[m],
                 n_latent,
                 n_cat_list=[nb] if nb > 1 else None,
-                n_layers=n_layers,
-                n_hidden=n_hidden,
                 dropout_rate=dropout_rate,
-                use_batch_norm=use_batch_norm,
-                use_layer_norm=use_layer_norm,
                 return_dist=True,
+                **layers,
             )
-            self.decoders[m] = _Decoder(
-                n_latent,
-                n_input[m],
-                likelihoods[m],
-                nb,
-                n_hidden,
-                n_layers,
-                use_batch_norm,
-                use_layer_norm,
-            )
+            self.decoders[m] = _Decoder(n_latent, n_input[m], likelihoods[m], nb, **layers)
         self.register_buffer(
             "library_log_means",
             torch.tensor([float(library_log_means.get(m, 0.0)) for m in self.modalities]),
@@ -299,14 +282,17 @@ class GROOVEVAE(BaseModuleClass):
             similarity=self.similarity,
         )
 
-    def contrastive_loss(self, tensors, inference_outputs, labels=None) -> torch.Tensor:
-        """The configured contrastive objective on latent means."""
-        qz = inference_outputs["qz"]
+    def _means_and_labels(self, tensors, inference_outputs, labels) -> tuple[dict, dict]:
+        """Latent means per modality and the batch's labels (computed when not given)."""
         if labels is None:
             labels = self.batch_labels(tensors, inference_outputs)
-        fn = CONTRASTIVE[self.contrastive]
-        return fn(
-            {m: q.loc for m, q in qz.items()},
+        return {m: q.loc for m, q in inference_outputs["qz"].items()}, labels
+
+    def contrastive_loss(self, tensors, inference_outputs, labels=None) -> torch.Tensor:
+        """The configured contrastive objective on latent means."""
+        means, labels = self._means_and_labels(tensors, inference_outputs, labels)
+        return CONTRASTIVE[self.contrastive](
+            means,
             labels,
             temperature=self.temperature,
             positives=self.positives,
@@ -315,11 +301,9 @@ class GROOVEVAE(BaseModuleClass):
 
     def within_group_loss(self, tensors, inference_outputs, labels=None) -> torch.Tensor:
         """The configured within-group cross-modal term on latent means."""
-        qz = inference_outputs["qz"]
-        if labels is None:
-            labels = self.batch_labels(tensors, inference_outputs)
+        means, labels = self._means_and_labels(tensors, inference_outputs, labels)
         return within_group_objective(
-            {m: q.loc for m, q in qz.items()},
+            means,
             labels,
             kind=self.within_group,
             epsilon=self.within_epsilon,

@@ -251,9 +251,15 @@ def within_group_loss(
     za, ma = _pad_by_group(z_a[keep_a], codes[: len(la)], len(groups))
     zb, mb = _pad_by_group(z_b[keep_b], codes[len(la) :], len(groups))
     total = WITHIN_GROUP_TERMS[kind](
-        za, zb, ma, mb, epsilon=epsilon, n_iter=n_iter, temperature=temperature,
+        za,
+        zb,
+        ma,
+        mb,
+        epsilon=epsilon,
+        n_iter=n_iter,
+        temperature=temperature,
         similarity=similarity,
-    )  # fmt: skip
+    )
     return total / len(groups)
 
 

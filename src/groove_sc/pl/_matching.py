@@ -12,15 +12,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from mudata import MuData
 
-from .._mudata import check_modalities, coupling_modalities, extract_block, modality_positions
+from .._constants import DEFAULT_COUPLING_KEY, DEFAULT_GROUPBY, DEFAULT_REP
+from .._labels import label_codes
+from .._mudata import check_modalities, coupling_modalities, extract_block
+from .._representation import get_rep
 from ._utils import finish, get_axes
-
-
-def _group_codes(labels: pd.Series, names: pd.Index) -> np.ndarray:
-    out = np.full(len(labels), -1, dtype=np.int64)
-    ok = labels.notna().to_numpy()
-    out[ok] = names.get_indexer(labels[ok].astype(str))
-    return out
 
 
 def _ordered_groups(*cols: pd.Series) -> pd.Index:
@@ -36,7 +32,9 @@ def _ordered_groups(*cols: pd.Series) -> pd.Index:
     return pd.Index(list(dict.fromkeys(order)))
 
 
-def group_mass(mdata: MuData, key: str, groupby: str) -> tuple[np.ndarray, pd.Index, pd.Index]:
+def group_mass(
+    mdata: MuData, coupling_key: str, groupby: str
+) -> tuple[np.ndarray, pd.Index, pd.Index]:
     """Coupling mass summed over source group x target group (sparse products, small output).
 
     Returns
@@ -47,18 +45,21 @@ def group_mass(mdata: MuData, key: str, groupby: str) -> tuple[np.ndarray, pd.In
 
     Examples
     --------
-    >>> mass, rows, cols = group_mass(mdata, "groove_coupling", "perturbation")  # doctest: +SKIP
+    >>> gs.tl.align(mdata, "rna", "prot", use_rep="X_true_shared", key_added="groove_coupling")
+    >>> mass, rows, cols = gs.pl.group_mass(mdata, "groove_coupling", "perturbation")
+    >>> mass.shape, round(float(mass.sum()), 6)
+    ((5, 5), 1.0)
 
     """
-    source, target = coupling_modalities(mdata, key)
-    P = extract_block(mdata, key, source, target)
+    source, target = coupling_modalities(mdata, coupling_key)
+    P = extract_block(mdata, coupling_key, source, target)
     ls, lt = (mdata.mod[m].obs[groupby] for m in (source, target))
     names = _ordered_groups(ls, lt)
     rows = names[np.isin(names, ls.dropna().astype(str).unique())]
     cols = names[np.isin(names, lt.dropna().astype(str).unique())]
 
     def onehot(labels: pd.Series, groups: pd.Index) -> sp.csr_matrix:
-        code = _group_codes(labels, groups)
+        code = label_codes(labels, groups)
         ok = np.flatnonzero(code >= 0)
         return sp.csr_matrix((np.ones(len(ok)), (ok, code[ok])), shape=(len(labels), len(groups)))
 
@@ -66,7 +67,7 @@ def group_mass(mdata: MuData, key: str, groupby: str) -> tuple[np.ndarray, pd.In
     return np.asarray(mass.todense(), dtype=np.float64), rows, cols
 
 
-def partner_spread(mdata: MuData, key: str, groupby: str) -> pd.DataFrame:
+def partner_spread(mdata: MuData, coupling_key: str, groupby: str) -> pd.DataFrame:
     """Per source cell: over how many target cells its mass spreads, against the labels alone.
 
     A label-only coupling (uniform within each group, e.g. any aligner on a one-hot encoding of
@@ -88,17 +89,18 @@ def partner_spread(mdata: MuData, key: str, groupby: str) -> pd.DataFrame:
 
     Examples
     --------
-    >>> df = partner_spread(mdata, "groove_coupling", "perturbation")  # doctest: +SKIP
-    >>> (df["partners"] / df["label_only"]).median()  # doctest: +SKIP
-    0.05
+    >>> gs.tl.align(mdata, "rna", "prot", use_rep="X_true_shared", key_added="groove_coupling")
+    >>> df = gs.pl.partner_spread(mdata, "groove_coupling", "perturbation")
+    >>> bool((df["partners"] <= df["label_only"] + 1e-6).all())
+    True
 
     """
-    source, target = coupling_modalities(mdata, key)
-    P = extract_block(mdata, key, source, target).astype(np.float64).tocsr()
+    source, target = coupling_modalities(mdata, coupling_key)
+    P = extract_block(mdata, coupling_key, source, target).astype(np.float64).tocsr()
     P.sum_duplicates()
     ls, lt = (mdata.mod[m].obs[groupby] for m in (source, target))
     names = _ordered_groups(ls, lt)
-    gs_, gt = _group_codes(ls, names), _group_codes(lt, names)
+    gs_, gt = label_codes(ls, names), label_codes(lt, names)
     n_s = P.shape[0]
     row = np.repeat(np.arange(n_s), np.diff(P.indptr))
     mass = np.bincount(row, weights=P.data, minlength=n_s)
@@ -138,12 +140,26 @@ def _partners(mdata, key, groupby, ax, show_labels, max_points, seed, size):
     median = by_group["partners"].median().reindex(groups).to_numpy()
     label_only = by_group["label_only"].first().reindex(groups).to_numpy()
     fig, ax = get_axes(ax, (max(5.0, 2.5 + 0.22 * len(groups)), 4.0))
-    ax.scatter(x[shown] + jitter, df["partners"].to_numpy()[shown], s=size, c="0.6",
-               alpha=0.5, linewidths=0, label=f"one {source} cell")  # fmt: skip
+    ax.scatter(
+        x[shown] + jitter,
+        df["partners"].to_numpy()[shown],
+        s=size,
+        c="0.6",
+        alpha=0.5,
+        linewidths=0,
+        label=f"one {source} cell",
+    )
     pos = np.arange(len(groups))
     ax.plot(pos, median, "o", color="C0", markersize=6, label="median (this coupling)")
-    ax.plot(pos, label_only, "_", color="C3", markersize=14, markeredgewidth=2.5,
-            label="labels alone (uniform within group)")  # fmt: skip
+    ax.plot(
+        pos,
+        label_only,
+        "_",
+        color="C3",
+        markersize=14,
+        markeredgewidth=2.5,
+        label="labels alone (uniform within group)",
+    )
     ax.set_yscale("log")
     ax.axhline(1.0, color="0.3", linewidth=0.8, linestyle=":")
     if show_labels is None:
@@ -191,24 +207,11 @@ def _heatmap(mdata, key, groupby, ax, cmap, show_labels, colorbar):
     return fig, ax
 
 
-def _representation(mdata: MuData, mod: str, use_rep: str) -> np.ndarray:
-    if use_rep in mdata.obsm:
-        z = np.asarray(mdata.obsm[use_rep])[modality_positions(mdata, mod)]
-        if np.isfinite(z).all():
-            return z
-    if use_rep in mdata.mod[mod].obsm:
-        return np.asarray(mdata.mod[mod].obsm[use_rep])
-    raise KeyError(
-        f"'{use_rep}' is in neither mdata.obsm nor mdata['{mod}'].obsm; run "
-        "groove_sc.tl.embed(mdata, model, key_added=...) or pass use_rep=/basis=."
-    )
-
-
 def _joint_coordinates(mdata, source, target, use_rep, basis, n_neighbors, seed):
     if basis is not None:
-        coords = [_representation(mdata, m, basis)[:, :2] for m in (source, target)]
+        coords = [get_rep(mdata, m, basis, argument="basis")[:, :2] for m in (source, target)]
         return coords[0], coords[1]
-    zs, zt = (_representation(mdata, m, use_rep) for m in (source, target))
+    zs, zt = (get_rep(mdata, m, use_rep) for m in (source, target))
     if zs.shape[1] != zt.shape[1]:
         raise ValueError(
             f"kind='embedding' needs a joint latent: '{use_rep}' has {zs.shape[1]} dimensions in "
@@ -231,14 +234,16 @@ def _embedding(mdata, key, ax, use_rep, basis, n_pairs, n_neighbors, seed, size)
     source, target = coupling_modalities(mdata, key)
     if use_rep is None:
         meta_rep = mdata.uns.get(key, {}).get("use_rep")
-        use_rep = meta_rep if isinstance(meta_rep, str) else "X_groove"
+        use_rep = meta_rep if isinstance(meta_rep, str) else DEFAULT_REP
     xy_s, xy_t = _joint_coordinates(mdata, source, target, use_rep, basis, n_neighbors, seed)
     P = extract_block(mdata, key, source, target)
     has_mass = np.flatnonzero(np.diff(P.indptr) > 0)
     rng = np.random.default_rng(seed)
     picked = np.sort(rng.choice(has_mass, size=min(n_pairs, len(has_mass)), replace=False))
-    partner = np.array([P.indices[P.indptr[i] + np.argmax(P.data[P.indptr[i] : P.indptr[i + 1]])]
-                        for i in picked], dtype=np.int64)  # fmt: skip
+    partner = np.array(
+        [P.indices[P.indptr[i] + np.argmax(P.data[P.indptr[i] : P.indptr[i + 1]])] for i in picked],
+        dtype=np.int64,
+    )
     fig, ax = get_axes(ax, (5.0, 4.5))
     ax.scatter(*xy_s.T, s=size, c="C0", label=source, alpha=0.7, linewidths=0)
     ax.scatter(*xy_t.T, s=size, c="C1", label=target, alpha=0.7, linewidths=0)
@@ -259,14 +264,15 @@ def _embedding(mdata, key, ax, use_rep, basis, n_pairs, n_neighbors, seed, size)
 
 def matching(
     mdata: MuData,
-    key: str = "groove_coupling",
+    coupling_key: str = DEFAULT_COUPLING_KEY,
+    *,
     groupby: str | None = None,
     kind: Literal["partners", "heatmap", "embedding"] = "partners",
     ax: Axes | None = None,
     show: bool | None = None,
     return_fig: bool = False,
     save: bool | str | Path | None = None,
-    *,
+    key: str | None = None,
     use_rep: str | None = None,
     basis: str | None = None,
     n_pairs: int = 200,
@@ -300,9 +306,10 @@ def matching(
     Parameters
     ----------
     mdata
-        MuData holding ``mdata.obsp[key]`` and ``mdata.uns[key]`` (source, target).
-    key
-        The coupling's key.
+        MuData holding ``mdata.obsp[coupling_key]`` and ``mdata.uns[coupling_key]``.
+    coupling_key
+        The coupling's key (``key_added`` of :func:`groove_sc.tl.align`), as in
+        :func:`groove_sc.tl.impute` and :func:`groove_sc.metrics.evaluate_matching`.
     groupby
         Group column in both modalities (partners, heatmap); default the coupling's
         ``groupby``, else ``"perturbation"``.
@@ -318,6 +325,9 @@ def matching(
         ``True`` or a suffix such as ``"_run1.png"``: saved as
         ``sc.settings.figdir / f"matching_{kind}{save}"`` (scanpy's rule); a
         :class:`~pathlib.Path` is used as is.
+    key
+        Alias of ``coupling_key``, accepted silently (the spelling of the design document's
+        ``gs.pl.matching(mdata, key="groove_coupling", ...)``); giving both is an error.
     use_rep
         Joint latent for the embedding (``mdata.obsm`` or each modality's ``obsm``); default the
         coupling's ``use_rep``, else ``"X_groove"``.
@@ -347,33 +357,54 @@ def matching(
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", use_rep="X_groove", method="leot",
-    ...             groupby="perturbation", key_added="groove_coupling")  # doctest: +SKIP
-    >>> gs.pl.matching(mdata, key="groove_coupling", groupby="perturbation")  # doctest: +SKIP
-    >>> ax = gs.pl.matching(mdata, kind="heatmap", show=False)  # doctest: +SKIP
-    >>> ax = gs.pl.matching(mdata, kind="embedding", show=False)  # doctest: +SKIP
+    >>> gs.tl.align(mdata, "rna", "prot", use_rep="X_true_shared", method="leot",
+    ...             groupby="perturbation", key_added="groove_coupling")
+    >>> ax = gs.pl.matching(mdata, coupling_key="groove_coupling", show=False)
+    >>> ax = gs.pl.matching(mdata, key="groove_coupling", kind="heatmap", show=False)
 
     """
+    coupling_key = _coupling_key(coupling_key, key)
     if not isinstance(mdata, MuData):
         raise TypeError(f"pl.matching needs a MuData, got {type(mdata).__name__}.")
-    source, target = coupling_modalities(mdata, key)
+    source, target = coupling_modalities(mdata, coupling_key)
     check_modalities(mdata, [source, target], "pl.matching")
     if kind in ("partners", "heatmap"):
-        if groupby is None:
-            meta_group = mdata.uns.get(key, {}).get("groupby")
-            groupby = meta_group if isinstance(meta_group, str) and meta_group else "perturbation"
-        for m in (source, target):
-            if groupby not in mdata.mod[m].obs:
-                raise KeyError(
-                    f"groupby='{groupby}' is not a column of mdata['{m}'].obs; pass a label "
-                    "column present in both modalities."
-                )
+        groupby = _groupby(mdata, coupling_key, groupby, (source, target))
         if kind == "partners":
-            fig, ax = _partners(mdata, key, groupby, ax, show_labels, max_points, seed, size)
+            fig, ax = _partners(
+                mdata, coupling_key, groupby, ax, show_labels, max_points, seed, size
+            )
         else:
-            fig, ax = _heatmap(mdata, key, groupby, ax, cmap, show_labels, colorbar)
+            fig, ax = _heatmap(mdata, coupling_key, groupby, ax, cmap, show_labels, colorbar)
     elif kind == "embedding":
-        fig, ax = _embedding(mdata, key, ax, use_rep, basis, n_pairs, n_neighbors, seed, size)
+        fig, ax = _embedding(
+            mdata, coupling_key, ax, use_rep, basis, n_pairs, n_neighbors, seed, size
+        )
     else:
         raise ValueError(f"kind must be 'partners', 'heatmap' or 'embedding', got {kind!r}.")
     return finish(fig, ax, f"matching_{kind}", show=show, return_fig=return_fig, save=save)
+
+
+def _coupling_key(coupling_key: str, key: str | None) -> str:
+    """``coupling_key``, or its alias ``key`` when given (both, and different: an error)."""
+    if key is None:
+        return coupling_key
+    if coupling_key not in (key, DEFAULT_COUPLING_KEY):
+        raise TypeError(
+            f"pl.matching got coupling_key={coupling_key!r} and its alias key={key!r}; pass one."
+        )
+    return key
+
+
+def _groupby(mdata: MuData, coupling_key: str, groupby: str | None, mods: tuple[str, str]) -> str:
+    """The label column: given, else the coupling's own, else the default; checked."""
+    if groupby is None:
+        meta_group = mdata.uns.get(coupling_key, {}).get("groupby")
+        groupby = meta_group if isinstance(meta_group, str) and meta_group else DEFAULT_GROUPBY
+    for m in mods:
+        if groupby not in mdata.mod[m].obs:
+            raise KeyError(
+                f"groupby='{groupby}' is not a column of mdata['{m}'].obs; pass a label "
+                "column present in both modalities."
+            )
+    return groupby

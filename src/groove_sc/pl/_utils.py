@@ -66,7 +66,10 @@ def finish(
 
     Examples
     --------
-    >>> ax = finish(fig, ax, "matching", show=False, return_fig=False, save=None)  # doctest: +SKIP
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> finish(fig, ax, "matching", show=False, return_fig=False, save=None) is ax
+    True
 
     """
     import matplotlib.pyplot as plt

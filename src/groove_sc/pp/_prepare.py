@@ -12,6 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 from mudata import MuData
 
+from .._constants import COUNTS_LAYER
+from .._counts import is_counts
 from .._mudata import no_pull_on_update
 
 __all__ = ["prepare"]
@@ -39,16 +41,11 @@ def _default_recipe(name: str) -> str:
     return _NAME_TO_RECIPE.get(name.lower(), "none")
 
 
-def _is_counts(x) -> bool:
-    data = np.asarray(x.data if sp.issparse(x) else x).ravel()[:1_000_000]
-    return bool(np.all(data >= 0) and np.all(np.mod(data, 1) == 0))
-
-
 def _counts_of(adata: ad.AnnData, layer: str, modality: str, required: bool):
     """Raw counts from ``layers[layer]``, else from an integer ``.X`` (then stored in the layer)."""
     if layer in adata.layers:
         return adata.layers[layer]
-    if _is_counts(adata.X):
+    if is_counts(adata.X):
         adata.layers[layer] = adata.X.copy()
         return adata.layers[layer]
     if required:
@@ -166,9 +163,9 @@ def prepare(
     target_sum: float | None = 1e4,
     subset_hvg: bool = True,
     batch_key: str | None = None,
-    counts_layer: str = "counts",
+    counts_layer: str = COUNTS_LAYER,
     clr_axis: Literal[0, 1] = 0,
-    copy: bool = True,
+    copy: bool = False,
 ) -> MuData | None:
     """Preprocess every modality of a MuData with the recipe groove_sc's models expect.
 
@@ -217,8 +214,8 @@ def prepare(
     clr_axis
         ``0``: CLR of each protein across cells (muon's default); ``1``: across proteins per cell.
     copy
-        Return a new MuData (default) and leave ``mdata`` untouched; if ``False``, modify
-        ``mdata`` in place and return ``None``.
+        Return a new MuData and leave ``mdata`` untouched; by default (scanpy's convention)
+        ``mdata`` is modified in place and ``None`` is returned.
 
     Returns
     -------
@@ -226,10 +223,12 @@ def prepare(
 
     Examples
     --------
-    >>> import groove_sc as gs
-    >>> mdata = gs.datasets.simulate(n_perturbations=5, seed=0)  # doctest: +SKIP
-    >>> prepared = gs.pp.prepare(mdata, n_top_genes=200)  # doctest: +SKIP
-    >>> prepared["rna"].layers["counts"]  # raw counts for the NB likelihood  # doctest: +SKIP
+    >>> prepared = gs.pp.prepare(mdata, n_top_genes=20, hvg_flavor="seurat", copy=True)
+    >>> prepared["rna"].n_vars, "counts" in prepared["rna"].layers  # counts for the NB model
+    (20, True)
+    >>> gs.pp.prepare(mdata, n_top_genes=None)  # in place
+    >>> mdata["rna"].uns["groove_prepare"]["recipe"]
+    'rna'
 
     """
     if not isinstance(mdata, MuData):

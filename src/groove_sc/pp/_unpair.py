@@ -7,10 +7,12 @@ import warnings
 from collections.abc import Sequence
 from typing import Literal
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 from mudata import MuData
 
+from .._constants import DEFAULT_TRUTH_KEY
 from .._mudata import check_modalities
 
 
@@ -60,7 +62,7 @@ def _strata(mdata: MuData, first: str, pos: np.ndarray, groupby: str | None) -> 
 def unpair(
     mdata: MuData,
     modalities: Sequence[str] | None = None,
-    truth_key: str = "cell_id",
+    truth_key: str = DEFAULT_TRUTH_KEY,
     split: Literal["same", "disjoint"] = "same",
     seed: int = 0,
     *,
@@ -130,24 +132,7 @@ def unpair(
         raise ValueError(f"split must be 'same' or 'disjoint', got {split!r}.")
 
     ids, paired_by = _pairing_ids(mdata, modalities, truth_key)
-    shared = ids[modalities[0]]
-    for m in modalities[1:]:
-        shared = shared[shared.isin(ids[m])]
-    if len(shared) == 0:
-        how = f"obs['{truth_key}']" if paired_by == "column" else "obs_names"
-        raise ValueError(
-            f"No cell is measured in all of {modalities} (matched by {how}); unpair needs "
-            f"co-assayed data, with the same obs_names or the same obs['{truth_key}'] in every "
-            "modality."
-        )
-    dropped = {m: int(len(ids[m]) - len(shared)) for m in modalities}
-    if any(dropped.values()):
-        warnings.warn(
-            f"unpair keeps the {len(shared)} cells measured in every modality; dropped per "
-            f"modality: {dropped}.",
-            UserWarning,
-            stacklevel=2,
-        )
+    shared = _shared_cells(ids, modalities, truth_key, paired_by)
 
     rng = np.random.default_rng(seed)
     if split == "same":
@@ -163,24 +148,10 @@ def unpair(
     global_cols = [
         c for c in mdata.obs.columns if not any(str(c).startswith(f"{m}:") for m in mdata.mod)
     ]
-    mods = {}
-    for m in modalities:
-        pos = np.sort(ids[m].get_indexer(parts[m]))  # the modality's own order
-        cells = ids[m][pos]
-        if shuffle:
-            perm = rng.permutation(len(pos))
-            pos, cells = pos[perm], cells[perm]
-        adata = mdata.mod[m][pos].copy()
-        extra = [c for c in global_cols if c not in adata.obs]
-        if extra:
-            glob = mdata.obs.reindex(adata.obs_names)
-            for c in extra:
-                adata.obs[c] = glob[c]
-        names = adata.obs_names.astype(str)
-        adata.obs[truth_key] = np.asarray(cells, dtype=object)
-        prefix = f"{m}:"
-        adata.obs_names = [n if n.startswith(prefix) else prefix + n for n in names]
-        mods[m] = adata
+    mods = {
+        m: _view(mdata, m, ids[m], parts[m], global_cols, truth_key, rng if shuffle else None)
+        for m in modalities
+    }
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*pull_on_update.*", category=FutureWarning)
@@ -199,3 +170,59 @@ def unpair(
         "n_cells": {m: int(mods[m].n_obs) for m in modalities},
     }
     return out
+
+
+def _shared_cells(
+    ids: dict[str, pd.Index], modalities: list[str], truth_key: str, paired_by: str
+) -> pd.Index:
+    """Ids of the cells measured in every modality (a warning says how many were dropped)."""
+    shared = ids[modalities[0]]
+    for m in modalities[1:]:
+        shared = shared[shared.isin(ids[m])]
+    if len(shared) == 0:
+        how = f"obs['{truth_key}']" if paired_by == "column" else "obs_names"
+        raise ValueError(
+            f"No cell is measured in all of {modalities} (matched by {how}); unpair needs "
+            f"co-assayed data, with the same obs_names or the same obs['{truth_key}'] in every "
+            "modality."
+        )
+    dropped = {m: int(len(ids[m]) - len(shared)) for m in modalities}
+    if any(dropped.values()):
+        warnings.warn(
+            f"unpair keeps the {len(shared)} cells measured in every modality; dropped per "
+            f"modality: {dropped}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return shared
+
+
+def _view(
+    mdata: MuData,
+    m: str,
+    ids: pd.Index,
+    part: pd.Index,
+    global_cols: list,
+    truth_key: str,
+    rng: np.random.Generator | None,
+) -> ad.AnnData:
+    """Modality ``m``'s cells of ``part``: prefixed names, the truth column, global columns.
+
+    With ``rng``, the rows are put in a random order.
+    """
+    pos = np.sort(ids.get_indexer(part))  # the modality's own order
+    cells = ids[pos]
+    if rng is not None:
+        perm = rng.permutation(len(pos))
+        pos, cells = pos[perm], cells[perm]
+    adata = mdata.mod[m][pos].copy()
+    extra = [c for c in global_cols if c not in adata.obs]
+    if extra:
+        glob = mdata.obs.reindex(adata.obs_names)
+        for c in extra:
+            adata.obs[c] = glob[c]
+    names = adata.obs_names.astype(str)
+    adata.obs[truth_key] = np.asarray(cells, dtype=object)
+    prefix = f"{m}:"
+    adata.obs_names = [n if n.startswith(prefix) else prefix + n for n in names]
+    return adata

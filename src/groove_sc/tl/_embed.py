@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from mudata import MuData
 
+from .._constants import DEFAULT_REP
 from .._mudata import set_union_obsm
 
 if TYPE_CHECKING:
@@ -15,7 +16,8 @@ if TYPE_CHECKING:
 def embed(
     mdata: MuData,
     model: GROOVE,
-    key_added: str = "X_groove",
+    *,
+    key_added: str = DEFAULT_REP,
     batch_size: int | None = None,
 ) -> None:
     """Embed every registered modality with a trained model.
@@ -38,9 +40,12 @@ def embed(
 
     Examples
     --------
-    >>> gs.tl.embed(mdata, model, key_added="X_groove")  # doctest: +SKIP
-    >>> mdata["rna"].obsm["X_groove"].shape  # doctest: +SKIP
-    (1000, 32)
+    >>> gs.model.GROOVE.setup_mudata(mdata, layers={"rna": "counts"})
+    >>> model = gs.model.GROOVE(mdata, n_latent=4, n_hidden=16)
+    >>> model.train(max_epochs=1, enable_progress_bar=False)
+    >>> gs.tl.embed(mdata, model, key_added="X_groove")
+    >>> mdata["rna"].obsm["X_groove"].shape, mdata.obsm["X_groove"].shape
+    ((67, 4), (134, 4))
 
     """
     latents = model.get_latent_representation(mdata=mdata, modality=None, batch_size=batch_size)

@@ -11,6 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
+from .._constants import DEFAULT_COUPLING_KEY
 from .._mudata import check_modalities, extract_block, no_pull_on_update
 
 
@@ -58,11 +59,11 @@ def impute(
     mdata: MuData,
     source: str,
     target: str,
-    coupling_key: str = "groove_coupling",
+    *,
+    coupling_key: str = DEFAULT_COUPLING_KEY,
     layer: str | None = None,
     model: Any = None,
     key_added: str | None = None,
-    *,
     var_suffix: str | None = None,
 ) -> None:
     """Impute the target modality's features for every source cell.
@@ -109,12 +110,12 @@ def impute(
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", key_added="groove_coupling")  # doctest: +SKIP
-    >>> gs.tl.impute(mdata, "rna", "prot", coupling_key="groove_coupling")  # doctest: +SKIP
-    >>> mdata["prot_imputed"].shape == (mdata["rna"].n_obs, mdata["prot"].n_vars)  # doctest: +SKIP
+    >>> gs.tl.align(mdata, "rna", "prot", use_rep="X_true_shared", key_added="groove_coupling")
+    >>> gs.tl.impute(mdata, "rna", "prot", coupling_key="groove_coupling")
+    >>> mdata["prot_imputed"].shape == (mdata["rna"].n_obs, mdata["prot"].n_vars)
     True
-    >>> mdata["prot_imputed"].var_names[0], mdata["prot"].var_names[0]  # doctest: +SKIP
-    ('CD4:prot_imputed', 'CD4')
+    >>> mdata["prot_imputed"].var_names[0], mdata["prot"].var_names[0]
+    ('prot_protein0:prot_imputed', 'prot_protein0')
 
     """
     check_modalities(mdata, [source, target], "groove_sc.tl.impute")

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from mudata import MuData
 
+from ..._representation import get_rep
 from ._backend import ArrayOps, resolve_backend
 from ._groups import GroupLayout
 
@@ -50,29 +50,7 @@ def read_rep(mdata: MuData, mod: str, key: str) -> np.ndarray:
     (500, 32)
 
     """
-    adata = mdata.mod[mod]
-    if key == "X":
-        x = adata.X
-        if x is None:
-            raise ValueError(f"mdata['{mod}'].X is empty; pass use_rep= an obsm key instead.")
-    elif key in adata.obsm:
-        x = adata.obsm[key]
-    else:
-        raise KeyError(
-            f"use_rep '{key}' is not in mdata['{mod}'].obsm (available: {list(adata.obsm)}). "
-            "Run groove_sc.tl.embed(mdata, model, key_added=...) or sc.pp.pca on the modality, "
-            "or pass use_rep='X' to use its features."
-        )
-    if isinstance(x, pd.DataFrame):
-        x = x.to_numpy()
-    if sp.issparse(x):
-        x = x.toarray()
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(
-            f"Representation '{key}' of modality '{mod}' is not 2-D (shape {x.shape})."
-        )
-    return x
+    return get_rep(mdata, mod, key, finite=False)
 
 
 @dataclass
