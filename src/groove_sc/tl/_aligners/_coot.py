@@ -196,6 +196,8 @@ def coot(  # noqa: D417 (parameters from ALIGNER_DOCS)
     Examples
     --------
     >>> gs.tl.align(mdata, "rna", "prot", method="coot", use_rep="X")
+    >>> mdata.uns["groove_coupling"]["convergence"]["feature_coupling"].shape
+    (40, 10)
 
     """
     layout = problem.layout()
@@ -253,6 +255,8 @@ def cootl(  # noqa: D417 (parameters from ALIGNER_DOCS)
     Examples
     --------
     >>> gs.tl.align(mdata, "rna", "prot", method="cootl", use_rep="X")
+    >>> mdata.uns["groove_coupling"]["parameters"]["group_weights"]
+    'source'
 
     """
     layout = problem.layout()

@@ -262,8 +262,9 @@ def egw(  # noqa: D417 (parameters from ALIGNER_DOCS)
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", method="egw",
-    ...             use_rep={"rna": "X_pca", "prot": "X"})
+    >>> gs.tl.align(mdata, "rna", "prot", method="egw", use_rep={"rna": "X_true", "prot": "X"})
+    >>> mdata.uns["groove_coupling"]["parameters"]["joint"]
+    False
 
     """
     layout = problem.layout()
@@ -316,7 +317,9 @@ def egw_all(  # noqa: D417 (parameters from ALIGNER_DOCS)
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", method="egw_all", use_rep="X_pca")
+    >>> gs.tl.align(mdata, "rna", "prot", method="egw_all", use_rep="X_true")
+    >>> mdata.uns["groove_coupling"]["convergence"]["n_groups"]
+    1
 
     """
     layout = problem.layout()
@@ -373,7 +376,9 @@ def egwl(  # noqa: D417 (parameters from ALIGNER_DOCS)
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", method="egwl", use_rep="X_groove")
+    >>> gs.tl.align(mdata, "rna", "prot", method="egwl", use_rep="X_true")
+    >>> mdata.uns["groove_coupling"]["parameters"]["joint"]
+    True
 
     """
     layout = problem.layout()
@@ -439,7 +444,9 @@ def fgw(  # noqa: D417 (parameters from ALIGNER_DOCS)
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", method="fgw", alpha=0.5)
+    >>> gs.tl.align(mdata, "rna", "prot", method="fgw", use_rep="X_true", alpha=0.5)
+    >>> mdata.uns["groove_coupling"]["parameters"]["fused_rep"]
+    'X_true'
 
     """
     if not 0.0 <= alpha <= 1.0:

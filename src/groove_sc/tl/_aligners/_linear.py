@@ -185,7 +185,7 @@ def leot(  # noqa: D417 (parameters from ALIGNER_DOCS)
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", method="leot", groupby="perturbation")
+    >>> gs.tl.align(mdata, "rna", "prot", method="leot", use_rep="X_true")
     >>> mdata.uns["groove_coupling"]["convergence"]["converged"]
     True
 
@@ -250,7 +250,7 @@ def eot(  # noqa: D417 (parameters from ALIGNER_DOCS)
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", method="eot")
+    >>> gs.tl.align(mdata, "rna", "prot", method="eot", use_rep="X_true")
     >>> mdata.uns["groove_coupling"]["groupby"]
     ''
 
@@ -319,7 +319,7 @@ def uot(  # noqa: D417 (parameters from ALIGNER_DOCS)
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", method="uot", reg_m=0.1)
+    >>> gs.tl.align(mdata, "rna", "prot", method="uot", use_rep="X_true", reg_m=0.1)
     >>> mdata.uns["groove_coupling"]["parameters"]["reg_m_relative"]
     0.1
 
