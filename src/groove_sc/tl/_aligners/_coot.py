@@ -51,6 +51,36 @@ def _feature_total(S: Any, ch: Chunk, stat: Any, ops: Any) -> Any:
     return S + (ops.asarray(stat) if ch.streamed else ops.nx.sum(stat, axis=0))
 
 
+def _prepare(blocks: Blocks) -> tuple[np.ndarray, np.ndarray, Any, Any]:
+    """Gather each chunk's ``X``, ``Y``, ``cx = (X**2) wx`` and ``cy``.
+
+    Returns the uniform feature weights ``wx, wy`` and the feature-cost terms
+    ``fx = (X**2)^T a``, ``fy``.
+    """
+    ops = blocks.ops
+    X, Y = blocks.problem.rep()
+    d1, d2 = X.shape[1], Y.shape[1]
+    X = np.where(blocks.a[:, None] > 0, X, 0.0)  # cells left out enter no statistic
+    Y = np.where(blocks.b[:, None] > 0, Y, 0.0)
+    wx, wy = np.full(d1, 1.0 / d1), np.full(d2, 1.0 / d2)
+    fx, fy = ops.asarray((X**2).T @ blocks.a), ops.asarray((Y**2).T @ blocks.b)
+    cx, cy = (X**2) @ wx, (Y**2) @ wy
+    for ch in blocks.chunks:
+        blocks.gather(ch, "source", X=X, cx=cx)
+        blocks.gather(ch, "target", Y=Y, cy=cy)
+    return wx, wy, fx, fy
+
+
+def _sample_step(blocks: Blocks, Tf: Any, eps: float, inner: dict[str, Any]) -> Any:
+    """Solve every chunk's sample plan for the feature plan ``Tf``; return ``X^T Ts Y``."""
+    S = 0.0
+    for ch in blocks.chunks:
+        cost = _sample_cost(ch, Tf, blocks.ops)
+        stat = blocks.sinkhorn(ch, cost, eps, **inner, stat=(ch.X, ch.Y))
+        S = _feature_total(S, ch, stat, blocks.ops)
+    return S
+
+
 def solve_coot(
     problem: AlignProblem,
     layout: GroupLayout,
@@ -72,16 +102,7 @@ def solve_coot(
     a, b = layout.cell_masses(group_mass)
     blocks = Blocks(problem, layout, a, b, **storage)
     with blocks.threads():
-        X, Y = problem.rep()
-        d1, d2 = X.shape[1], Y.shape[1]
-        X = np.where(blocks.a[:, None] > 0, X, 0.0)  # cells left out enter no statistic
-        Y = np.where(blocks.b[:, None] > 0, Y, 0.0)
-        wx, wy = np.full(d1, 1.0 / d1), np.full(d2, 1.0 / d2)
-        fx, fy = ops.asarray((X**2).T @ blocks.a), ops.asarray((Y**2).T @ blocks.b)
-        cx, cy = (X**2) @ wx, (Y**2) @ wy
-        for ch in blocks.chunks:
-            blocks.gather(ch, "source", X=X, cx=cx)
-            blocks.gather(ch, "target", Y=Y, cy=cy)
+        wx, wy, fx, fy = _prepare(blocks)
         Tf = ops.asarray(np.outer(wx, wy))
         S0 = 0.0
         for ch in blocks.chunks:
@@ -94,31 +115,14 @@ def solve_coot(
         f_scale = float(nx.max(fx[:, None] + fy[None, :] - 2.0 * S0))
         eps_s, eps_f = eps_rel * (s_scale or 1.0), eps_f_rel * (f_scale if f_scale > 0 else 1.0)
         fa, fb = ops.asarray(wx[None]), ops.asarray(wy[None])
+        inner = {"tol": inner_tol, "max_iter": inner_max_iter}
         change, n_done, fout = np.inf, 0, None
         while n_done < max_iter:
             n_done += 1
-            S = 0.0
-            for ch in blocks.chunks:
-                stat = blocks.sinkhorn(
-                    ch,
-                    _sample_cost(ch, Tf, ops),
-                    eps_s,
-                    tol=inner_tol,
-                    max_iter=inner_max_iter,
-                    stat=(ch.X, ch.Y),
-                )
-                S = _feature_total(S, ch, stat, ops)
-            fout = sinkhorn_padded(
-                (fx[:, None] + fy[None, :] - 2.0 * S)[None],
-                fa,
-                fb,
-                eps_f,
-                ops=ops,
-                tol=inner_tol,
-                max_iter=inner_max_iter,
-                f=None if fout is None else fout.f,
-                g=None if fout is None else fout.g,
-            )
+            S = _sample_step(blocks, Tf, eps_s, inner)
+            warm = {} if fout is None else {"f": fout.f, "g": fout.g}
+            cost_f = (fx[:, None] + fy[None, :] - 2.0 * S)[None]
+            fout = sinkhorn_padded(cost_f, fa, fb, eps_f, ops=ops, **inner, **warm)
             change = float(nx.sum(nx.abs(fout.plan[0] - Tf)))
             Tf = fout.plan[0]
             if change < tol:
@@ -153,7 +157,7 @@ def solve_coot(
         "converged": blocks.converged,
     }
     result = blocks.result(coupling, parameters, summary, groups)
-    result.parameters["feature_coupling_shape"] = np.array([d1, d2])
+    result.parameters["feature_coupling_shape"] = np.array([len(wx), len(wy)])
     result.convergence["feature_coupling"] = ops.to_numpy(Tf).astype(np.float64)
     return result
 

@@ -20,6 +20,7 @@ them; the plan only ever exists as same-group blocks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -128,6 +129,41 @@ def _change(new: Any, old: Any, ops: Any = None) -> Any:
     return ops.to_numpy(diff / nx.maximum(norm, 1e-300)).astype(float)
 
 
+def _outer(
+    blocks: Blocks,
+    inner: Callable[[Chunk, Any], Any],
+    init: list[Any],
+    stat0: np.ndarray | None,
+    tol: float,
+    max_iter: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Projected-gradient iterations ``stat <- inner(chunk, stat)``.
+
+    From ``init`` per chunk, or jointly from the total ``stat0``; returns the outer iterations
+    and the last relative change per block.
+    """
+    ops, chunks, G = blocks.ops, blocks.chunks, blocks.layout.n_groups
+    outer_iter, change = np.zeros(G, int), np.full(G, np.inf)
+    if stat0 is not None:
+        stat = stat0
+        for it in range(1, max_iter + 1):
+            stats = [inner(ch, stat if ch.streamed else ops.asarray(stat)) for ch in chunks]
+            new = _joint_total(blocks, stats)
+            rel, stat = _change(new, stat), new
+            outer_iter[:], change[:] = it, rel
+            if rel < tol:
+                break
+        return outer_iter, change
+    for ch, stat in zip(chunks, init):
+        for it in range(1, max_iter + 1):
+            new = inner(ch, stat)
+            rel, stat = _change(new, stat, None if ch.streamed else ops), new
+            outer_iter[ch.ids], change[ch.ids] = it, rel
+            if np.all(rel < tol):
+                break
+    return outer_iter, change
+
+
 def solve_gw(
     problem: AlignProblem,
     layout: GroupLayout,
@@ -158,16 +194,14 @@ def solve_gw(
         scales = _prepare(blocks, joint, use_rep, fused_rep)
         fscale = scales.get("fused_cost_scale", 1.0)
         init = [blocks.product_statistic(ch, ch.V1, ch.V2) for ch in blocks.chunks]
+        stat0 = _joint_total(blocks, init) if joint else None
         if joint:
-            stat0 = _joint_total(blocks, init)
             init = [stat0 if ch.streamed else ops.asarray(stat0) for ch in blocks.chunks]
         scale = blocks.cost_scale(
             [_cost(ch, s, alpha, fscale, ops) for ch, s in zip(blocks.chunks, init)]
         )
         eps_rel = relative_epsilon(problem, DEFAULT_EPSILON)
         eps = eps_rel * (scale or 1.0)
-        G = layout.n_groups
-        outer_iter, change = np.zeros(G, int), np.full(G, np.inf)
 
         def inner(ch: Chunk, stat: Any) -> Any:
             cost = _cost(ch, stat, alpha, fscale, ops)
@@ -175,23 +209,7 @@ def solve_gw(
                 ch, cost, eps, tol=inner_tol, max_iter=inner_max_iter, stat=(ch.V1, ch.V2)
             )
 
-        if joint:
-            stat = stat0
-            for it in range(1, max_iter + 1):
-                asarray = [stat if ch.streamed else ops.asarray(stat) for ch in blocks.chunks]
-                new = _joint_total(blocks, [inner(ch, s) for ch, s in zip(blocks.chunks, asarray)])
-                rel, stat = _change(new, stat), new
-                outer_iter[:], change[:] = it, rel
-                if rel < tol:
-                    break
-        else:
-            for ch, stat in zip(blocks.chunks, init):
-                for it in range(1, max_iter + 1):
-                    new = inner(ch, stat)
-                    rel, stat = _change(new, stat, None if ch.streamed else ops), new
-                    outer_iter[ch.ids], change[ch.ids] = it, rel
-                    if np.all(rel < tol):
-                        break
+        outer_iter, change = _outer(blocks, inner, init, stat0, tol, max_iter)
         for ch in blocks.chunks:
             blocks.add(ch, scale=None if joint else group_mass[ch.ids])
         coupling = blocks.builder.to_csr()
