@@ -126,9 +126,15 @@ def _pot_chunk(
             # POT stops on the L2 error of the column marginal (rows are exact): this bound
             # makes its L1 error at most tol, the criterion of the batched solver
             P, log = ot.sinkhorn(
-                ag / mass, bg / mass, Cg, eps, method=method, numItermax=max_iter,
-                stopThr=tol / np.sqrt(m), log=True,
-            )  # fmt: skip
+                ag / mass,
+                bg / mass,
+                Cg,
+                eps,
+                method=method,
+                numItermax=max_iter,
+                stopThr=tol / np.sqrt(m),
+                log=True,
+            )
             P = P * mass
         else:
             P, log = ot.unbalanced.sinkhorn_unbalanced(
