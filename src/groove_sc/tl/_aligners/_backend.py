@@ -54,13 +54,23 @@ class ArrayOps:
     dtype: str
     nx: Any
 
+    def __post_init__(self) -> None:
+        # empty arrays of the float and index dtypes on the device: ``type_as`` for ``nx``
+        if self.name == "numpy":
+            self._like, self._like_index = np.empty(0, self.dtype), np.empty(0, np.int64)
+        else:
+            import torch
+
+            self._like = torch.empty(0, dtype=getattr(torch, self.dtype), device=self.device)
+            self._like_index = torch.empty(0, dtype=torch.int64, device=self.device)
+
     @property
     def chunk_bytes(self) -> int:
         """Kernel memory per batch of padded groups.
 
         Examples
         --------
-        >>> resolve_backend("cpu").chunk_bytes  # doctest: +SKIP
+        >>> resolve_backend("cpu").chunk_bytes
         268435456
 
         """
@@ -72,7 +82,7 @@ class ArrayOps:
 
         Examples
         --------
-        >>> resolve_backend("cpu").working_set_bytes  # doctest: +SKIP
+        >>> resolve_backend("cpu").working_set_bytes
         8388608
 
         """
@@ -84,7 +94,7 @@ class ArrayOps:
 
         Examples
         --------
-        >>> resolve_backend("cpu").stream_above  # doctest: +SKIP
+        >>> resolve_backend("cpu").stream_above
         16777216
 
         """
@@ -96,7 +106,7 @@ class ArrayOps:
 
         Examples
         --------
-        >>> resolve_backend("cpu", dtype="float64").itemsize  # doctest: +SKIP
+        >>> resolve_backend("cpu", dtype="float64").itemsize
         8
 
         """
@@ -110,7 +120,7 @@ class ArrayOps:
 
         Examples
         --------
-        >>> with ops.blas_threads_for(200 * 200):  # doctest: +SKIP
+        >>> with resolve_backend("cpu").blas_threads_for(200 * 200):
         ...     pass
 
         """
@@ -127,56 +137,46 @@ class ArrayOps:
 
         Examples
         --------
-        >>> ops.asarray(np.zeros(3))  # doctest: +SKIP
+        >>> resolve_backend("cpu", "torch").asarray(np.zeros(2))
+        tensor([0., 0.])
 
         """
-        x = np.asarray(x, dtype=self.dtype)
-        if self.name == "numpy":
-            return x
-        import torch
-
-        return torch.as_tensor(x, device=self.device)
+        return self.nx.from_numpy(np.asarray(x, dtype=self.dtype), type_as=self._like)
 
     def index(self, idx: np.ndarray) -> Any:
         """Integer index array on the backend's device.
 
         Examples
         --------
-        >>> ops.index(np.arange(3))  # doctest: +SKIP
+        >>> resolve_backend("cpu").index([2, 0]).dtype
+        dtype('int64')
 
         """
-        idx = np.asarray(idx, dtype=np.int64)
-        if self.name == "numpy":
-            return idx
-        import torch
-
-        return torch.as_tensor(idx, device=self.device)
+        return self.nx.from_numpy(np.asarray(idx, dtype=np.int64), type_as=self._like_index)
 
     def to_numpy(self, x: Any) -> np.ndarray:
         """Backend array to numpy (copies from the GPU).
 
         Examples
         --------
-        >>> ops.to_numpy(ops.asarray(np.ones(2)))  # doctest: +SKIP
+        >>> ops = resolve_backend("cpu", "torch", "float64")
+        >>> ops.to_numpy(ops.asarray(np.ones(2)))
         array([1., 1.])
 
         """
-        if self.name == "numpy":
-            return np.asarray(x)
-        return x.detach().cpu().numpy()
+        return self.nx.to_numpy(x)
 
     def transpose(self, x: Any) -> Any:
         """Swap the last two axes.
 
         Examples
         --------
-        >>> ops.transpose(ops.asarray(np.zeros((2, 3, 4)))).shape  # doctest: +SKIP
+        >>> ops = resolve_backend("cpu")
+        >>> ops.transpose(ops.asarray(np.zeros((2, 3, 4)))).shape
         (2, 4, 3)
 
         """
-        if self.name == "numpy":
-            return np.swapaxes(x, -1, -2)
-        return x.transpose(-1, -2)
+        return self.nx.transpose(x, (*range(x.ndim - 2), x.ndim - 1, x.ndim - 2))
 
 
 def resolve_backend(
@@ -196,7 +196,7 @@ def resolve_backend(
 
     Examples
     --------
-    >>> resolve_backend("cuda").name  # doctest: +SKIP
+    >>> resolve_backend("cpu", "torch").name
     'torch'
 
     """

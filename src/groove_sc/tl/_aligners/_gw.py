@@ -20,89 +20,24 @@ them; the plan only ever exists as same-group blocks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ._costs import (
-    batched_sqdist,
-    mask_padding,
-    mean_sqdist,
-    sqeuclidean_factors,
-    support_max,
-    weighted_square_rowsums,
-)
-from ._groups import (
-    DEFAULT_KEEP_MASS,
-    DEFAULT_MAX_PER_ROW,
-    CouplingBuilder,
-    GroupLayout,
-    GroupWeights,
-    check_sparsity,
-    check_stream_above,
-    pad_gather,
-)
+from ..._constants import DEFAULT_PRUNE
+from ..._docs import doc_params
+from ._blockwise import Blocks, Chunk
+from ._costs import batched_sqdist, mask_padding, mean_sqdist, sqeuclidean_factors
+from ._costs import weighted_square_rowsums as square_rowsums
+from ._docparams import ALIGNER_DOCS
+from ._groups import DEFAULT_KEEP_MASS, DEFAULT_MAX_PER_ROW, GroupLayout, GroupWeights
 from ._problem import AlignProblem, UseRep, relative_epsilon
 from ._registry import AlignResult, register_aligner
-from ._sinkhorn import sinkhorn_padded
-from ._stream import FactoredCost, StreamOutput, solve_stream
+from ._stream import FactoredCost
 
 #: Default epsilon relative to the largest entry of the initial linearised GW cost.
 DEFAULT_EPSILON = 5e-3
-
-
-@dataclass
-class _Chunk:
-    """Padded data of a batch of blocks (backend arrays)."""
-
-    ids: np.ndarray
-    U1: Any
-    V1: Any
-    U2: Any
-    V2: Any
-    c1: Any
-    c2: Any
-    a: Any
-    b: Any
-    fused: Any = None
-    f: Any = None
-    g: Any = None
-    plan: Any = None
-
-
-@dataclass
-class _Large:
-    """A block solved streamed (numpy): its factors, masses and last solution."""
-
-    gid: int
-    U1: np.ndarray
-    V1: np.ndarray
-    U2: np.ndarray
-    V2: np.ndarray
-    c1: np.ndarray
-    c2: np.ndarray
-    a: np.ndarray
-    b: np.ndarray
-    zs: np.ndarray | None = None
-    zt: np.ndarray | None = None
-    out: StreamOutput | None = None
-
-    def cost(self, stat: np.ndarray, alpha: float, fused_scale: float, dtype: str) -> FactoredCost:
-        """The linearised (F)GW cost ``2 c1 + 2 c2 - 4 U1 stat U2^T`` (+ fused term)."""
-        alpha_t, beta_t = 2.0 * self.c1, 2.0 * self.c2
-        P, Q = 4.0 * (self.U1 @ stat), self.U2
-        if self.zs is not None:
-            w = (1.0 - alpha) / fused_scale
-            alpha_t = alpha * alpha_t + w * (self.zs**2).sum(1)
-            beta_t = alpha * beta_t + w * (self.zt**2).sum(1)
-            P = np.hstack([alpha * P, 2.0 * w * self.zs])
-            Q = np.hstack([Q, self.zt])
-        return FactoredCost(alpha_t, beta_t, P, Q, dtype=dtype)
-
-    def initial_statistic(self) -> np.ndarray:
-        """``V1^T (a b^T / mass) V2`` (the product coupling)."""
-        return np.outer(self.V1.T @ self.a, self.V2.T @ self.b) / self.a.sum()
 
 
 def _geometry(x: np.ndarray, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -117,103 +52,116 @@ def _geometry(x: np.ndarray, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return U, V, scale
 
 
-def _chunks(
-    problem: AlignProblem,
-    layout: GroupLayout,
-    a_cells: list[np.ndarray],
-    b_cells: list[np.ndarray],
-    joint: bool,
-    use_rep: UseRep | None,
-    fused_rep: str | None,
-    streamed: np.ndarray,
-) -> tuple[list[_Chunk], list[_Large], dict[str, float]]:
-    ops = problem.ops
+def _prepare(
+    blocks: Blocks, joint: bool, use_rep: UseRep | None, fused_rep: str | None
+) -> dict[str, float]:
+    """Gather each chunk's geometry factors ``U, V``, ``c = sum_k p_k C_ik^2`` and fused cost."""
+    problem, layout, ops = blocks.problem, blocks.layout, blocks.ops
+    ks, kt = layout.source_kept(), layout.target_kept()
     xs, xt = problem.rep(use_rep)
-    U1, V1, s1 = _geometry(xs, layout.source_kept())
-    U2, V2, s2 = _geometry(xt, layout.target_kept())
-    a_all = np.zeros(layout.n_source)
-    b_all = np.zeros(layout.n_target)
-    c1 = np.zeros(layout.n_source)
-    c2 = np.zeros(layout.n_target)
-    for si, ti, a, b in zip(layout.source_index, layout.target_index, a_cells, b_cells):
-        a_all[si], b_all[ti] = a, b
-        if not joint:  # c1 over the block's own cells, unit mass
-            c1[si] = weighted_square_rowsums(U1[si], V1[si], a)
-            c2[ti] = weighted_square_rowsums(U2[ti], V2[ti], b)
-    if joint:
-        ks, kt = layout.source_kept(), layout.target_kept()
-        c1[ks] = weighted_square_rowsums(U1[ks], V1[ks], a_all[ks])
-        c2[kt] = weighted_square_rowsums(U2[kt], V2[kt], b_all[kt])
+    U1, V1, s1 = _geometry(xs, ks)
+    U2, V2, s2 = _geometry(xt, kt)
+    c1, c2 = np.zeros(layout.n_source), np.zeros(layout.n_target)
+    if joint:  # c over all kept cells with their global mass
+        c1[ks] = square_rowsums(U1[ks], V1[ks], blocks.a[ks])
+        c2[kt] = square_rowsums(U2[kt], V2[kt], blocks.b[kt])
+    else:  # c over the block's own cells, unit mass
+        for si, ti in zip(layout.source_index, layout.target_index):
+            c1[si] = square_rowsums(U1[si], V1[si], blocks.a[si])
+            c2[ti] = square_rowsums(U2[ti], V2[ti], blocks.b[ti])
     scales = {"source_geometry_scale": s1, "target_geometry_scale": s2}
-    zs = zt = None
     if fused_rep is not None:
         zs, zt = problem.rep(fused_rep, shared=True)
-        shift = zs[layout.source_kept()].mean(0)
+        shift = zs[ks].mean(0)
         zs, zt = zs - shift, zt - shift
-        sf = mean_sqdist(zs[layout.source_kept()], zt[layout.target_kept()])
-        scales["fused_cost_scale"] = sf
-    chunks = []
-    for ids in layout.chunks(ops.itemsize, ops.chunk_bytes, np.flatnonzero(~streamed)):
-        si = [layout.source_index[g] for g in ids]
-        ti = [layout.target_index[g] for g in ids]
-        ch = _Chunk(
-            ids=ids,
-            U1=ops.asarray(pad_gather(U1, si)),
-            V1=ops.asarray(pad_gather(V1, si)),
-            U2=ops.asarray(pad_gather(U2, ti)),
-            V2=ops.asarray(pad_gather(V2, ti)),
-            c1=ops.asarray(pad_gather(c1, si)),
-            c2=ops.asarray(pad_gather(c2, ti)),
-            a=ops.asarray(pad_gather(a_all, si)),
-            b=ops.asarray(pad_gather(b_all, ti)),
-        )
-        if zs is not None:
-            D = batched_sqdist(
-                ops.asarray(pad_gather(zs, si)), ops.asarray(pad_gather(zt, ti)), ops
-            )
-            ch.fused = D / scales["fused_cost_scale"]
-        chunks.append(ch)
-    larges = []
-    for gid in np.flatnonzero(streamed):
-        si, ti = layout.source_index[gid], layout.target_index[gid]
-        larges.append(
-            _Large(
-                gid=int(gid),
-                U1=U1[si],
-                V1=V1[si],
-                U2=U2[ti],
-                V2=V2[ti],
-                c1=c1[si],
-                c2=c2[ti],
-                a=a_all[si],
-                b=b_all[ti],
-                zs=None if zs is None else zs[si],
-                zt=None if zt is None else zt[ti],
-            )  # fmt: skip
-        )
-    return chunks, larges, scales
+        scales["fused_cost_scale"] = mean_sqdist(zs[ks], zt[kt])
+    for ch in blocks.chunks:
+        blocks.gather(ch, "source", U1=U1, V1=V1, c1=c1)
+        blocks.gather(ch, "target", U2=U2, V2=V2, c2=c2)
+        if fused_rep is not None and ch.streamed:
+            blocks.gather(ch, "source", zs=zs)
+            blocks.gather(ch, "target", zt=zt)
+        elif fused_rep is not None:
+            D = batched_sqdist(blocks.take(ch, zs), blocks.take(ch, zt, "target"), ops)
+            ch.data["fused"] = D / scales["fused_cost_scale"]
+    return scales
 
 
-def _statistic(ch: _Chunk, plan: Any, ops: Any) -> Any:
-    """Per block ``V1^T T V2`` ``(G, r1, r2)``."""
-    return (ops.transpose(ch.V1) @ plan) @ ch.V2
+def _cost(ch: Chunk, stat: Any, alpha: float, fscale: float, ops: Any) -> Any:
+    """Linearised (F)GW cost ``2 c1 + 2 c2 - 4 U1 stat U2^T`` (+ fused term) of a chunk.
 
-
-def _initial_statistic(ch: _Chunk, ops: Any) -> Any:
-    """Per block ``V1^T (a b^T / mass) V2`` (the product coupling)."""
-    mass = ops.nx.sum(ch.a, axis=1)[:, None, None]
-    va = ops.transpose(ch.V1) @ ch.a[:, :, None]
-    vb = ops.transpose(ch.V2) @ ch.b[:, :, None]
-    return (va @ ops.transpose(vb)) / mass
-
-
-def _gradient(ch: _Chunk, stat: Any, alpha: float, ops: Any) -> Any:
-    """Linearised (F)GW cost on the blocks; ``stat`` is ``(r1, r2)`` or ``(G, r1, r2)``."""
+    Dense: padded with ``inf``, ``stat`` is ``(r1, r2)`` or ``(G, r1, r2)``; streamed: a
+    :class:`.FactoredCost` (the fused cost divided by ``fscale``).
+    """
+    if ch.streamed:
+        alpha_t, beta_t = 2.0 * ch.c1, 2.0 * ch.c2
+        P, Q = 4.0 * (ch.U1 @ stat), ch.U2
+        if "zs" in ch.data:
+            w = (1.0 - alpha) / fscale
+            alpha_t = alpha * alpha_t + w * (ch.zs**2).sum(1)
+            beta_t = alpha * beta_t + w * (ch.zt**2).sum(1)
+            P = np.hstack([alpha * P, 2.0 * w * ch.zs])
+            Q = np.hstack([Q, ch.zt])
+        return FactoredCost(alpha_t, beta_t, P, Q, dtype=ops.dtype)
     cross = (ch.U1 @ stat) @ ops.transpose(ch.U2)
     grad = 2.0 * (ch.c1[:, :, None] + ch.c2[:, None, :] - 2.0 * cross)
-    if ch.fused is not None:
+    if "fused" in ch.data:
         grad = alpha * grad + (1.0 - alpha) * ch.fused
     return mask_padding(grad, ch.a, ch.b, ops)
+
+
+def _joint_total(blocks: Blocks, stats: list[Any]) -> np.ndarray:
+    """The chunks' statistics summed over all blocks, in float64 numpy (dense ones first)."""
+    ops, chunks = blocks.ops, blocks.chunks
+    dense = [ops.to_numpy(ops.nx.sum(s, axis=0)) for ch, s in zip(chunks, stats) if not ch.streamed]
+    return sum(s.astype(np.float64) for s in dense) + sum(
+        s for ch, s in zip(chunks, stats) if ch.streamed
+    )
+
+
+def _change(new: Any, old: Any, ops: Any = None) -> Any:
+    """Relative change of the statistic: per block (backend ``(G, r1, r2)``) or in total."""
+    if ops is None:
+        return float(np.linalg.norm(new - old) / max(float(np.linalg.norm(new)), 1e-300))
+    nx = ops.nx
+    diff = nx.sqrt(nx.sum((new - old) ** 2, axis=(1, 2)))
+    norm = nx.sqrt(nx.sum(new**2, axis=(1, 2)))
+    return ops.to_numpy(diff / nx.maximum(norm, 1e-300)).astype(float)
+
+
+def _outer(
+    blocks: Blocks,
+    inner: Callable[[Chunk, Any], Any],
+    init: list[Any],
+    stat0: np.ndarray | None,
+    tol: float,
+    max_iter: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Projected-gradient iterations ``stat <- inner(chunk, stat)``.
+
+    From ``init`` per chunk, or jointly from the total ``stat0``; returns the outer iterations
+    and the last relative change per block.
+    """
+    ops, chunks, G = blocks.ops, blocks.chunks, blocks.layout.n_groups
+    outer_iter, change = np.zeros(G, int), np.full(G, np.inf)
+    if stat0 is not None:
+        stat = stat0
+        for it in range(1, max_iter + 1):
+            stats = [inner(ch, stat if ch.streamed else ops.asarray(stat)) for ch in chunks]
+            new = _joint_total(blocks, stats)
+            rel, stat = _change(new, stat), new
+            outer_iter[:], change[:] = it, rel
+            if rel < tol:
+                break
+        return outer_iter, change
+    for ch, stat in zip(chunks, init):
+        for it in range(1, max_iter + 1):
+            new = inner(ch, stat)
+            rel, stat = _change(new, stat, None if ch.streamed else ops), new
+            outer_iter[ch.ids], change[ch.ids] = it, rel
+            if np.all(rel < tol):
+                break
+    return outer_iter, change
 
 
 def solve_gw(
@@ -229,168 +177,44 @@ def solve_gw(
     max_iter: int,
     inner_tol: float,
     inner_max_iter: int,
-    prune: float,
-    keep_mass: float = 1.0,
-    max_per_row: int | None = None,
-    stream_above: int | None = None,
+    **storage: Any,
 ) -> AlignResult:
     """Entropic (F)GW over the blocks of ``layout`` (joint or independent per block).
 
     Blocks with more than ``stream_above`` pairs are solved streamed (:mod:`._stream`) from
     their factorised linearised cost; the stored rows are sparsified by ``keep_mass`` and
-    ``max_per_row`` (:func:`.sparsify_rows`).
-
-    Examples
-    --------
-    >>> solve_gw(problem, layout, mass, joint=True, tol=1e-5, max_iter=100,
-    ...          inner_tol=1e-4, inner_max_iter=5000, prune=1e-12)  # doctest: +SKIP
-
+    ``max_per_row`` (:func:`.sparsify_rows`); ``storage`` holds these options of
+    :class:`.Blocks`.
     """
-    keep_mass, max_per_row = check_sparsity(keep_mass, max_per_row)
-    stream_above = check_stream_above(stream_above, problem.ops.stream_above)
-    # BLAS threads for the dense blocks (the streamed ones use one thread, see _stream.py)
-    with problem.ops.blas_threads_for(layout.largest_dense(stream_above)):
-        return _solve_gw(
-            problem, layout, group_mass, joint=joint, alpha=alpha, use_rep=use_rep,
-            fused_rep=fused_rep, tol=tol, max_iter=max_iter, inner_tol=inner_tol,
-            inner_max_iter=inner_max_iter, prune=prune, keep_mass=keep_mass,
-            max_per_row=max_per_row, stream_above=stream_above,
-        )  # fmt: skip
-
-
-def _solve_gw(
-    problem: AlignProblem,
-    layout: GroupLayout,
-    group_mass: np.ndarray,
-    *,
-    joint: bool,
-    alpha: float,
-    use_rep: UseRep | None,
-    fused_rep: str | None,
-    tol: float,
-    max_iter: int,
-    inner_tol: float,
-    inner_max_iter: int,
-    prune: float,
-    keep_mass: float,
-    max_per_row: int | None,
-    stream_above: int,
-) -> AlignResult:
-    ops, nx = problem.ops, problem.ops.nx
     # joint: cells carry their share of the global mass; independent: unit mass per block
-    if joint:
-        a_cells, b_cells = layout.cell_masses(group_mass)
-    else:
-        a_cells, b_cells = layout.cell_masses(np.ones(layout.n_groups))
-    streamed = layout.streamed(stream_above)
-    chunks, larges, scales = _chunks(
-        problem, layout, a_cells, b_cells, joint, use_rep, fused_rep, streamed
-    )
-    fscale = scales.get("fused_cost_scale", 1.0)
-    eps_rel = relative_epsilon(problem, DEFAULT_EPSILON)
-
-    init = [_initial_statistic(ch, ops) for ch in chunks]
-    init_large = [lg.initial_statistic() for lg in larges]
-    if joint:
-        stat0 = sum(ops.to_numpy(nx.sum(s, axis=0)).astype(np.float64) for s in init)
-        stat0 = stat0 + sum(init_large)
-        init = [ops.asarray(stat0) for _ in chunks]
-        init_large = [stat0 for _ in larges]
-    scale = max(
-        [support_max(_gradient(ch, s, alpha, ops), ch.a, ch.b, ops) for ch, s in zip(chunks, init)]
-        + [lg.cost(s, alpha, fscale, ops.dtype).max() for lg, s in zip(larges, init_large)]
-    )
-    eps = eps_rel * (scale if scale > 0 else 1.0)
-
-    G = layout.n_groups
-    outer_iter, change = np.zeros(G, int), np.full(G, np.inf)
-    inner_iter, inner_err, inner_ok = np.zeros(G, int), np.zeros(G), np.zeros(G, bool)
-    n_passes = 0
-
-    def inner(ch: _Chunk, stat: Any) -> Any:
-        out = sinkhorn_padded(
-            _gradient(ch, stat, alpha, ops), ch.a, ch.b, eps, ops=ops, tol=inner_tol,
-            max_iter=inner_max_iter, f=ch.f, g=ch.g,
-        )  # fmt: skip
-        ch.f, ch.g, ch.plan = out.f, out.g, out.plan
-        inner_iter[ch.ids], inner_err[ch.ids], inner_ok[ch.ids] = (
-            out.n_iter,
-            out.error,
-            out.converged,
+    a, b = layout.cell_masses(group_mass if joint else np.ones(layout.n_groups))
+    blocks = Blocks(problem, layout, a, b, **storage)
+    ops = problem.ops
+    with blocks.threads():
+        scales = _prepare(blocks, joint, use_rep, fused_rep)
+        fscale = scales.get("fused_cost_scale", 1.0)
+        init = [blocks.product_statistic(ch, ch.V1, ch.V2) for ch in blocks.chunks]
+        stat0 = _joint_total(blocks, init) if joint else None
+        if joint:
+            init = [stat0 if ch.streamed else ops.asarray(stat0) for ch in blocks.chunks]
+        scale = blocks.cost_scale(
+            [_cost(ch, s, alpha, fscale, ops) for ch, s in zip(blocks.chunks, init)]
         )
-        return _statistic(ch, out.plan, ops)
+        eps_rel = relative_epsilon(problem, DEFAULT_EPSILON)
+        eps = eps_rel * (scale or 1.0)
 
-    def inner_large(lg: _Large, stat: np.ndarray) -> np.ndarray:
-        nonlocal n_passes
-        prev = lg.out
-        out = solve_stream(
-            lg.cost(stat, alpha, fscale, ops.dtype), lg.a, lg.b, eps, tol=inner_tol,
-            max_iter=inner_max_iter, f=None if prev is None else prev.f,
-            g=None if prev is None else prev.g, keep_mass=keep_mass, max_per_row=max_per_row,
-            prune=prune, stat_factors=(lg.V1, lg.V2),
-            column_nearest=None if prev is None else prev.column_nearest,
-        )  # fmt: skip
-        lg.out = out
-        n_passes += out.n_passes
-        inner_iter[lg.gid], inner_err[lg.gid], inner_ok[lg.gid] = (
-            out.n_iter,
-            out.error,
-            out.converged,
-        )
-        return out.stat
-
-    if joint:
-        stat = stat0
-        for it in range(1, max_iter + 1):
-            new = sum(
-                ops.to_numpy(nx.sum(inner(ch, ops.asarray(stat)), axis=0)).astype(np.float64)
-                for ch in chunks
+        def inner(ch: Chunk, stat: Any) -> Any:
+            cost = _cost(ch, stat, alpha, fscale, ops)
+            return blocks.sinkhorn(
+                ch, cost, eps, tol=inner_tol, max_iter=inner_max_iter, stat=(ch.V1, ch.V2)
             )
-            new = new + sum(inner_large(lg, stat) for lg in larges)
-            rel = float(np.linalg.norm(new - stat) / max(float(np.linalg.norm(new)), 1e-300))
-            stat = new
-            outer_iter[:], change[:] = it, rel
-            if rel < tol:
-                break
-    else:
-        for ch, stat in zip(chunks, init):
-            for it in range(1, max_iter + 1):
-                new = inner(ch, stat)
-                diff = nx.sqrt(nx.sum((new - stat) ** 2, axis=(1, 2)))
-                norm = nx.sqrt(nx.sum(new**2, axis=(1, 2)))
-                rel = ops.to_numpy(diff / nx.maximum(norm, 1e-300)).astype(float)
-                stat = new
-                outer_iter[ch.ids], change[ch.ids] = it, rel
-                if np.all(rel < tol):
-                    break
-        for lg, stat in zip(larges, init_large):
-            for it in range(1, max_iter + 1):
-                new = inner_large(lg, stat)
-                rel = float(np.linalg.norm(new - stat) / max(float(np.linalg.norm(new)), 1e-300))
-                stat = new
-                outer_iter[lg.gid], change[lg.gid] = it, rel
-                if rel < tol:
-                    break
 
-    builder = CouplingBuilder(
-        layout.n_source, layout.n_target, prune=prune, keep_mass=keep_mass,
-        max_per_row=max_per_row,
-    )  # fmt: skip
-    for ch in chunks:
-        block_scale = None if joint else group_mass[ch.ids]
-        builder.add(
-            ops.to_numpy(ch.plan),
-            [layout.source_index[g] for g in ch.ids],
-            [layout.target_index[g] for g in ch.ids],
-            scale=block_scale,
-        )
-    for lg in larges:
-        w = 1.0 if joint else float(group_mass[lg.gid])
-        si, ti = layout.source_index[lg.gid], layout.target_index[lg.gid]
-        builder.add_sparse(si[lg.out.rows], ti[lg.out.cols], lg.out.vals * w, lg.out.dropped * w)
-    coupling = builder.to_csr()
-    converged = (change < tol) & inner_ok
-    parameters: dict[str, Any] = {
+        outer_iter, change = _outer(blocks, inner, init, stat0, tol, max_iter)
+        for ch in blocks.chunks:
+            blocks.add(ch, scale=None if joint else group_mass[ch.ids])
+        coupling = blocks.builder.to_csr()
+    converged = (change < tol) & blocks.converged
+    parameters = {
         "epsilon": eps,
         "epsilon_relative": eps_rel,
         "epsilon_scale": "max of the initial linearised cost",
@@ -401,46 +225,40 @@ def _solve_gw(
         "inner_tol": inner_tol,
         "inner_max_iter": inner_max_iter,
         "joint": joint,
-        "prune": prune,
-        "keep_mass": keep_mass,
-        "max_per_row": 0 if max_per_row is None else max_per_row,
-        "stream_above": stream_above,
         **scales,
     }
-    convergence = {
+    summary = {
         "converged": bool(converged.all()),
         "n_iter": int(outer_iter.max()),
         "relative_change": float(change.max()),
-        "inner_n_iter": int(inner_iter.max()),
-        "marginal_error": float(inner_err.max()),
-        "n_groups": G,
-        "dropped_mass": builder.dropped_mass,
-        "n_streamed_groups": len(larges),
-        "n_streamed_passes": n_passes,
-        "groups": {
-            "names": layout.names,
-            "n_iter": outer_iter,
-            "relative_change": change,
-            "inner_n_iter": inner_iter,
-            "marginal_error": inner_err,
-            "converged": converged,
-            "streamed": streamed,
-        },
+        "inner_n_iter": int(blocks.n_iter.max()),
+        "marginal_error": float(blocks.error.max()),
     }
-    return AlignResult(coupling=coupling, parameters=parameters, convergence=convergence)
+    groups = {
+        "n_iter": outer_iter,
+        "relative_change": change,
+        "inner_n_iter": blocks.n_iter,
+        "marginal_error": blocks.error,
+        "converged": converged,
+    }
+    return blocks.result(coupling, parameters, summary, groups)
 
 
 @register_aligner(
-    "egw", default_epsilon=DEFAULT_EPSILON, labels="required", shared_rep=False,
+    "egw",
+    default_epsilon=DEFAULT_EPSILON,
+    labels="required",
+    shared_rep=False,
     description="entropic Gromov-Wasserstein, one independent problem per group",
-)  # fmt: skip
-def egw(
+)
+@doc_params(**ALIGNER_DOCS)
+def egw(  # noqa: D417 (parameters from ALIGNER_DOCS)
     problem: AlignProblem,
     tol: float = 1e-5,
     max_iter: int = 200,
     inner_tol: float = 1e-4,
     inner_max_iter: int = 10_000,
-    prune: float = 1e-12,
+    prune: float = DEFAULT_PRUNE,
     keep_mass: float = DEFAULT_KEEP_MASS,
     max_per_row: int | None = DEFAULT_MAX_PER_ROW,
     stream_above: int | None = None,
@@ -453,58 +271,54 @@ def egw(
 
     Parameters
     ----------
-    problem
-        Prepared by :func:`groove_sc.tl.align`.
-    tol
-        Outer convergence: relative change of the ``(d1 + 2) x (d2 + 2)`` statistic
-        ``V1^T T V2`` (which determines the gradient) between iterations.
-    max_iter
-        Outer (projected-gradient) iteration cap.
-    inner_tol
-        Tolerance of each Sinkhorn solve (relative L1 marginal error).
-    inner_max_iter
-        Iteration cap of each Sinkhorn solve.
-    prune
-        Entries below ``prune`` times their row's maximum are not stored.
-    keep_mass
-        Each stored row keeps its largest entries up to this share of its mass, rescaled so
-        that the row keeps its full mass (``1.0``: no mass dropped).
-    max_per_row
-        At most this many entries are stored per row (``None``: no cap). The mass moved from
-        dropped entries is ``uns[key_added]["convergence"]["dropped_mass"]``.
-    stream_above
-        Groups with more source x target pairs than this are solved without a dense block,
-        streaming row chunks of the factorised linearised cost (``None``: 4096 x 4096 on CPU,
-        32768 x 32768 on a GPU; ``0`` streams every group).
-    group_weights
-        Mass of each group: ``"source"``, ``"target"`` or ``"mean"`` group size.
+    %(problem)s
+    %(gw_outer)s
+    %(inner)s
+    %(sparsity)s
+    %(stream_above_gw)s
+    %(group_weights)s
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", method="egw",
-    ...             use_rep={"rna": "X_pca", "prot": "X"})  # doctest: +SKIP
+    >>> gs.tl.align(mdata, "rna", "prot", method="egw", use_rep={"rna": "X_true", "prot": "X"})
+    >>> mdata.uns["groove_coupling"]["parameters"]["joint"]
+    False
 
     """
     layout = problem.layout()
     mass = layout.group_mass(group_weights)
     return solve_gw(
-        problem, layout, mass, joint=False, tol=tol, max_iter=max_iter, inner_tol=inner_tol,
-        inner_max_iter=inner_max_iter, prune=prune, keep_mass=keep_mass,
-        max_per_row=max_per_row, stream_above=stream_above,
-    )  # fmt: skip
+        problem,
+        layout,
+        mass,
+        joint=False,
+        tol=tol,
+        max_iter=max_iter,
+        inner_tol=inner_tol,
+        inner_max_iter=inner_max_iter,
+        prune=prune,
+        keep_mass=keep_mass,
+        max_per_row=max_per_row,
+        stream_above=stream_above,
+    )
 
 
 @register_aligner(
-    "egw_all", default_epsilon=DEFAULT_EPSILON, labels="ignored", shared_rep=False, dense=True,
+    "egw_all",
+    default_epsilon=DEFAULT_EPSILON,
+    labels="ignored",
+    shared_rep=False,
+    dense=True,
     description="entropic Gromov-Wasserstein over all cells (dense)",
-)  # fmt: skip
-def egw_all(
+)
+@doc_params(**ALIGNER_DOCS)
+def egw_all(  # noqa: D417 (parameters from ALIGNER_DOCS)
     problem: AlignProblem,
     tol: float = 1e-5,
     max_iter: int = 200,
     inner_tol: float = 1e-4,
     inner_max_iter: int = 10_000,
-    prune: float = 1e-12,
+    prune: float = DEFAULT_PRUNE,
     keep_mass: float = DEFAULT_KEEP_MASS,
     max_per_row: int | None = DEFAULT_MAX_PER_ROW,
     stream_above: int | None = None,
@@ -513,54 +327,51 @@ def egw_all(
 
     Parameters
     ----------
-    problem
-        Prepared by :func:`groove_sc.tl.align`.
-    tol
-        Outer convergence: relative change of the ``(d1 + 2) x (d2 + 2)`` statistic
-        ``V1^T T V2`` (which determines the gradient) between iterations.
-    max_iter
-        Outer (projected-gradient) iteration cap.
-    inner_tol
-        Tolerance of each Sinkhorn solve (relative L1 marginal error).
-    inner_max_iter
-        Iteration cap of each Sinkhorn solve.
-    prune
-        Entries below ``prune`` times their row's maximum are not stored.
-    keep_mass
-        Each stored row keeps its largest entries up to this share of its mass, rescaled so
-        that the row keeps its full mass (``1.0``: no mass dropped).
-    max_per_row
-        At most this many entries are stored per row (``None``: no cap). The mass moved from
-        dropped entries is ``uns[key_added]["convergence"]["dropped_mass"]``.
-    stream_above
-        Groups with more source x target pairs than this are solved without a dense block,
-        streaming row chunks of the factorised linearised cost (``None``: 4096 x 4096 on CPU,
-        32768 x 32768 on a GPU; ``0`` streams every group).
+    %(problem)s
+    %(gw_outer)s
+    %(inner)s
+    %(sparsity)s
+    %(stream_above_gw)s
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", method="egw_all", use_rep="X_pca")  # doctest: +SKIP
+    >>> gs.tl.align(mdata, "rna", "prot", method="egw_all", use_rep="X_true")
+    >>> mdata.uns["groove_coupling"]["convergence"]["n_groups"]
+    1
 
     """
     layout = problem.layout()
     return solve_gw(
-        problem, layout, np.ones(1), joint=True, tol=tol, max_iter=max_iter,
-        inner_tol=inner_tol, inner_max_iter=inner_max_iter, prune=prune, keep_mass=keep_mass,
-        max_per_row=max_per_row, stream_above=stream_above,
-    )  # fmt: skip
+        problem,
+        layout,
+        np.ones(1),
+        joint=True,
+        tol=tol,
+        max_iter=max_iter,
+        inner_tol=inner_tol,
+        inner_max_iter=inner_max_iter,
+        prune=prune,
+        keep_mass=keep_mass,
+        max_per_row=max_per_row,
+        stream_above=stream_above,
+    )
 
 
 @register_aligner(
-    "egwl", default_epsilon=DEFAULT_EPSILON, labels="required", shared_rep=False,
+    "egwl",
+    default_epsilon=DEFAULT_EPSILON,
+    labels="required",
+    shared_rep=False,
     description="labeled entropic GW: one joint problem, support restricted to same-group pairs",
-)  # fmt: skip
-def egwl(
+)
+@doc_params(**ALIGNER_DOCS)
+def egwl(  # noqa: D417 (parameters from ALIGNER_DOCS)
     problem: AlignProblem,
     tol: float = 1e-5,
     max_iter: int = 200,
     inner_tol: float = 1e-4,
     inner_max_iter: int = 10_000,
-    prune: float = 1e-12,
+    prune: float = DEFAULT_PRUNE,
     keep_mass: float = DEFAULT_KEEP_MASS,
     max_per_row: int | None = DEFAULT_MAX_PER_ROW,
     stream_above: int | None = None,
@@ -574,51 +385,48 @@ def egwl(
 
     Parameters
     ----------
-    problem
-        Prepared by :func:`groove_sc.tl.align`.
-    tol
-        Outer convergence: relative change of the ``(d1 + 2) x (d2 + 2)`` statistic
-        ``V1^T T V2`` (which determines the gradient) between iterations.
-    max_iter
-        Outer (projected-gradient) iteration cap.
-    inner_tol
-        Tolerance of each Sinkhorn solve (relative L1 marginal error).
-    inner_max_iter
-        Iteration cap of each Sinkhorn solve.
-    prune
-        Entries below ``prune`` times their row's maximum are not stored.
-    keep_mass
-        Each stored row keeps its largest entries up to this share of its mass, rescaled so
-        that the row keeps its full mass (``1.0``: no mass dropped).
-    max_per_row
-        At most this many entries are stored per row (``None``: no cap). The mass moved from
-        dropped entries is ``uns[key_added]["convergence"]["dropped_mass"]``.
-    stream_above
-        Groups with more source x target pairs than this are solved without a dense block,
-        streaming row chunks of the factorised linearised cost (``None``: 4096 x 4096 on CPU,
-        32768 x 32768 on a GPU; ``0`` streams every group).
-    group_weights
-        Mass of each group: ``"source"``, ``"target"`` or ``"mean"`` group size.
+    %(problem)s
+    %(gw_outer)s
+    %(inner)s
+    %(sparsity)s
+    %(stream_above_gw)s
+    %(group_weights)s
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", method="egwl", use_rep="X_groove")  # doctest: +SKIP
+    >>> gs.tl.align(mdata, "rna", "prot", method="egwl", use_rep="X_true")
+    >>> mdata.uns["groove_coupling"]["parameters"]["joint"]
+    True
 
     """
     layout = problem.layout()
     mass = layout.group_mass(group_weights)
     return solve_gw(
-        problem, layout, mass, joint=True, tol=tol, max_iter=max_iter, inner_tol=inner_tol,
-        inner_max_iter=inner_max_iter, prune=prune, keep_mass=keep_mass,
-        max_per_row=max_per_row, stream_above=stream_above,
-    )  # fmt: skip
+        problem,
+        layout,
+        mass,
+        joint=True,
+        tol=tol,
+        max_iter=max_iter,
+        inner_tol=inner_tol,
+        inner_max_iter=inner_max_iter,
+        prune=prune,
+        keep_mass=keep_mass,
+        max_per_row=max_per_row,
+        stream_above=stream_above,
+    )
 
 
 @register_aligner(
-    "fgw", default_epsilon=DEFAULT_EPSILON, labels="optional", shared_rep=False, dense=True,
+    "fgw",
+    default_epsilon=DEFAULT_EPSILON,
+    labels="optional",
+    shared_rep=False,
+    dense=True,
     description="entropic fused GW, per group (over all cells with groupby=None)",
-)  # fmt: skip
-def fgw(
+)
+@doc_params(**ALIGNER_DOCS)
+def fgw(  # noqa: D417 (parameters from ALIGNER_DOCS)
     problem: AlignProblem,
     alpha: float = 0.5,
     fused_rep: str | None = None,
@@ -626,7 +434,7 @@ def fgw(
     max_iter: int = 200,
     inner_tol: float = 1e-4,
     inner_max_iter: int = 10_000,
-    prune: float = 1e-12,
+    prune: float = DEFAULT_PRUNE,
     keep_mass: float = DEFAULT_KEEP_MASS,
     max_per_row: int | None = DEFAULT_MAX_PER_ROW,
     stream_above: int | None = None,
@@ -641,39 +449,22 @@ def fgw(
 
     Parameters
     ----------
-    problem
-        Prepared by :func:`groove_sc.tl.align`.
+    %(problem)s
     alpha
         Weight of the GW term in ``[0, 1]``.
     fused_rep
         Shared ``obsm`` key for the feature cost ``M``.
-    tol
-        Outer convergence: relative change of the ``(d1 + 2) x (d2 + 2)`` statistic
-        ``V1^T T V2`` (which determines the gradient) between iterations.
-    max_iter
-        Outer (projected-gradient) iteration cap.
-    inner_tol
-        Tolerance of each Sinkhorn solve (relative L1 marginal error).
-    inner_max_iter
-        Iteration cap of each Sinkhorn solve.
-    prune
-        Entries below ``prune`` times their row's maximum are not stored.
-    keep_mass
-        Each stored row keeps its largest entries up to this share of its mass, rescaled so
-        that the row keeps its full mass (``1.0``: no mass dropped).
-    max_per_row
-        At most this many entries are stored per row (``None``: no cap). The mass moved from
-        dropped entries is ``uns[key_added]["convergence"]["dropped_mass"]``.
-    stream_above
-        Groups with more source x target pairs than this are solved without a dense block,
-        streaming row chunks of the factorised linearised cost (``None``: 4096 x 4096 on CPU,
-        32768 x 32768 on a GPU; ``0`` streams every group).
-    group_weights
-        Mass of each group: ``"source"``, ``"target"`` or ``"mean"`` group size.
+    %(gw_outer)s
+    %(inner)s
+    %(sparsity)s
+    %(stream_above_gw)s
+    %(group_weights)s
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", method="fgw", alpha=0.5)  # doctest: +SKIP
+    >>> gs.tl.align(mdata, "rna", "prot", method="fgw", use_rep="X_true", alpha=0.5)
+    >>> mdata.uns["groove_coupling"]["parameters"]["fused_rep"]
+    'X_true'
 
     """
     if not 0.0 <= alpha <= 1.0:
@@ -688,9 +479,20 @@ def fgw(
     layout = problem.layout()
     mass = layout.group_mass(group_weights)
     result = solve_gw(
-        problem, layout, mass, joint=False, alpha=alpha, fused_rep=fused_rep, tol=tol,
-        max_iter=max_iter, inner_tol=inner_tol, inner_max_iter=inner_max_iter, prune=prune,
-        keep_mass=keep_mass, max_per_row=max_per_row, stream_above=stream_above,
-    )  # fmt: skip
+        problem,
+        layout,
+        mass,
+        joint=False,
+        alpha=alpha,
+        fused_rep=fused_rep,
+        tol=tol,
+        max_iter=max_iter,
+        inner_tol=inner_tol,
+        inner_max_iter=inner_max_iter,
+        prune=prune,
+        keep_mass=keep_mass,
+        max_per_row=max_per_row,
+        stream_above=stream_above,
+    )
     result.parameters["fused_rep"] = fused_rep
     return result

@@ -7,21 +7,16 @@ from typing import Any, Literal
 import numpy as np
 import ot
 
-from ._costs import batched_sqdist, mask_padding, support_max
-from ._groups import (
-    DEFAULT_KEEP_MASS,
-    DEFAULT_MAX_PER_ROW,
-    CouplingBuilder,
-    GroupLayout,
-    GroupWeights,
-    check_sparsity,
-    check_stream_above,
-    pad_gather,
-)
+from ..._constants import DEFAULT_PRUNE
+from ..._docs import doc_params
+from ._blockwise import Blocks, Chunk
+from ._costs import batched_sqdist, mask_padding
+from ._docparams import ALIGNER_DOCS
+from ._groups import DEFAULT_KEEP_MASS, DEFAULT_MAX_PER_ROW, GroupLayout, GroupWeights
 from ._problem import AlignProblem, relative_epsilon
 from ._registry import AlignResult, register_aligner
-from ._sinkhorn import marginal_errors, sinkhorn_padded
-from ._stream import FactoredCost, solve_stream
+from ._sinkhorn import marginal_errors
+from ._stream import FactoredCost
 
 #: Default epsilon relative to the largest cost on the solved support (Perturb-OT's default).
 DEFAULT_EPSILON = 5e-3
@@ -34,41 +29,15 @@ def _shifted_reps(problem: AlignProblem, layout: GroupLayout) -> tuple[np.ndarra
     return xs - shift, xt - shift
 
 
-def _block_costs(
-    problem: AlignProblem,
-    layout: GroupLayout,
-    a_cells: list[np.ndarray],
-    b_cells: list[np.ndarray],
-    xs: np.ndarray,
-    xt: np.ndarray,
-    ids: np.ndarray,
-) -> tuple[list[tuple[np.ndarray, Any, Any, Any]], float]:
-    """Padded squared-Euclidean costs per chunk of the blocks ``ids``, and their largest value."""
-    ops = problem.ops
-    chunks, cmax = [], 0.0
-    for chunk_ids in layout.chunks(ops.itemsize, ops.chunk_bytes, ids):
-        si = [layout.source_index[g] for g in chunk_ids]
-        ti = [layout.target_index[g] for g in chunk_ids]
-        X = ops.asarray(pad_gather(xs, si))
-        Y = ops.asarray(pad_gather(xt, ti))
-        a = ops.asarray(pad_gather(np.concatenate([a_cells[g] for g in chunk_ids]), _local(si)))
-        b = ops.asarray(pad_gather(np.concatenate([b_cells[g] for g in chunk_ids]), _local(ti)))
-        C = mask_padding(batched_sqdist(X, Y, ops), a, b, ops)
-        cmax = max(cmax, support_max(C, a, b, ops))
-        chunks.append((chunk_ids, C, a, b))
-    return chunks, cmax
+def _sqeuclidean(blocks: Blocks, ch: Chunk, xs: np.ndarray, xt: np.ndarray) -> Any:
+    """The chunk's squared-Euclidean cost: padded with ``inf`` (dense) or factorised (streamed)."""
+    X, Y, ops = blocks.take(ch, xs), blocks.take(ch, xt, "target"), blocks.ops
+    if ch.streamed:
+        return FactoredCost.sqeuclidean(X, Y, dtype=ops.dtype)
+    return mask_padding(batched_sqdist(X, Y, ops), ch.a, ch.b, ops)
 
 
-def _local(index: list[np.ndarray]) -> list[np.ndarray]:
-    """Positions of each block's cells in the concatenation of the blocks."""
-    out, start = [], 0
-    for idx in index:
-        out.append(np.arange(start, start + len(idx)))
-        start += len(idx)
-    return out
-
-
-def _solve_blocks(
+def _solve_linear(
     problem: AlignProblem,
     layout: GroupLayout,
     a_cells: list[np.ndarray],
@@ -77,119 +46,41 @@ def _solve_blocks(
     reg_m: float | None,
     tol: float,
     max_iter: int,
-    omega: float | str,
-    eps_scaling: int,
-    prune: float,
-    keep_mass: float,
-    max_per_row: int | None,
-    stream_above: int | None,
     solver: str,
-    pot_method: str,
+    pot_method: str = "sinkhorn",
+    **options: Any,
 ) -> AlignResult:
-    ops = problem.ops
+    """Balanced (``reg_m=None``) or unbalanced entropic OT on every block of ``layout``.
+
+    ``options`` holds the storage options of :class:`.Blocks` and the Sinkhorn accelerations
+    (``omega``, ``eps_scaling``).
+    """
     eps_rel = relative_epsilon(problem, DEFAULT_EPSILON)
-    keep_mass, max_per_row = check_sparsity(keep_mass, max_per_row)
-    stream_above = check_stream_above(stream_above, ops.stream_above)
+    sinkhorn = {"omega": options.pop("omega"), "eps_scaling": options.pop("eps_scaling")}
+    blocks = Blocks(problem, layout, a_cells, b_cells, streaming=solver == "batched", **options)
     if solver not in ("batched", "pot"):
         raise ValueError(f"solver must be 'batched' or 'pot', got {solver!r}.")
-    # BLAS threads for the dense blocks (the streamed ones use one thread, see _stream.py)
-    largest = layout.largest_dense(stream_above if solver == "batched" else 2**63 - 1)
-    with ops.blas_threads_for(largest):
-        return _solve_chunks(
-            problem, layout, a_cells, b_cells, eps_rel, reg_m=reg_m, tol=tol,
-            max_iter=max_iter, omega=omega, eps_scaling=eps_scaling, prune=prune,
-            keep_mass=keep_mass, max_per_row=max_per_row, stream_above=stream_above,
-            solver=solver, pot_method=pot_method,
-        )  # fmt: skip
-
-
-def _solve_chunks(
-    problem: AlignProblem,
-    layout: GroupLayout,
-    a_cells: list[np.ndarray],
-    b_cells: list[np.ndarray],
-    eps_rel: float,
-    *,
-    reg_m: float | None,
-    tol: float,
-    max_iter: int,
-    omega: float | str,
-    eps_scaling: int,
-    prune: float,
-    keep_mass: float,
-    max_per_row: int | None,
-    stream_above: int,
-    solver: str,
-    pot_method: str,
-) -> AlignResult:
-    ops = problem.ops
-    xs, xt = _shifted_reps(problem, layout)
-    # the POT reference path solves every block dense
-    streamed = layout.streamed(stream_above) & (solver == "batched")
-    chunks, cmax = _block_costs(
-        problem, layout, a_cells, b_cells, xs, xt, np.flatnonzero(~streamed)
-    )
-    large = {}
-    for gid in np.flatnonzero(streamed):
-        si, ti = layout.source_index[gid], layout.target_index[gid]
-        cost = FactoredCost.sqeuclidean(xs[si], xt[ti], dtype=ops.dtype)
-        cmax = max(cmax, cost.max())
-        large[gid] = cost
-    scale = cmax if cmax > 0 else 1.0
-    eps = eps_rel * scale
-    reg_m_abs = None if reg_m is None else reg_m * scale
-    G = layout.n_groups
-    n_iter, error, converged = np.zeros(G, int), np.zeros(G), np.zeros(G, bool)
-    builder = CouplingBuilder(
-        layout.n_source, layout.n_target, prune=prune, keep_mass=keep_mass,
-        max_per_row=max_per_row,
-    )  # fmt: skip
-    for ids, C, a, b in chunks:
-        if solver == "batched":
-            out = sinkhorn_padded(
-                C, a, b, eps, ops=ops, tol=tol, max_iter=max_iter, reg_m=reg_m_abs,
-                omega=omega, eps_scaling=eps_scaling,
-            )  # fmt: skip
-            plan, n_iter[ids], error[ids], converged[ids] = (
-                out.plan,
-                out.n_iter,
-                out.error,
-                out.converged,
-            )
-        else:
-            plan, its = _pot_blocks(C, a, b, eps, reg_m_abs, tol, max_iter, pot_method, ops)
-            n_iter[ids] = its
-            if reg_m is None:
-                error[ids] = marginal_errors(plan, a, b, ops)
-                converged[ids] = error[ids] < tol
+    with blocks.threads():
+        xs, xt = _shifted_reps(problem, layout)
+        for ch in blocks.chunks:
+            ch.data["C"] = _sqeuclidean(blocks, ch, xs, xt)
+        scale = blocks.cost_scale([ch.C for ch in blocks.chunks]) or 1.0
+        eps, reg_m_abs = eps_rel * scale, None if reg_m is None else reg_m * scale
+        for ch in blocks.chunks:  # each chunk's cost and plan are released once stored
+            if solver == "pot":
+                ch.plan = _pot_chunk(blocks, ch, eps, reg_m_abs, tol, max_iter, pot_method)
             else:
-                error[ids], converged[ids] = np.nan, its < max_iter
-        builder.add(
-            ops.to_numpy(plan),
-            [layout.source_index[g] for g in ids],
-            [layout.target_index[g] for g in ids],
-        )
-        del plan
-    del chunks
-    n_passes = 0
-    for gid, cost in large.items():
-        si, ti = layout.source_index[gid], layout.target_index[gid]
-        out = solve_stream(
-            cost, a_cells[gid], b_cells[gid], eps, reg_m=reg_m_abs, tol=tol, max_iter=max_iter,
-            eps_scaling=eps_scaling, omega=omega, keep_mass=keep_mass,
-            max_per_row=max_per_row, prune=prune,
-        )  # fmt: skip
-        builder.add_sparse(si[out.rows], ti[out.cols], out.vals, out.dropped)
-        n_iter[gid], error[gid], converged[gid] = out.n_iter, out.error, out.converged
-        n_passes += out.n_passes
-    coupling = builder.to_csr()
+                blocks.sinkhorn(
+                    ch, ch.C, eps, tol=tol, max_iter=max_iter, reg_m=reg_m_abs, **sinkhorn
+                )
+            blocks.add(ch)
+        coupling = blocks.builder.to_csr()
     transported = float(coupling.sum())
     if transported <= 0:
         raise FloatingPointError(
             f"Method '{problem.method}' transported no mass; increase epsilon or reg_m."
         )
     coupling.data /= transported
-    err_name = "marginal_error" if reg_m is None else "scaling_change"
     parameters: dict[str, Any] = {
         "epsilon": eps,
         "epsilon_relative": eps_rel,
@@ -199,40 +90,32 @@ def _solve_chunks(
         "tol": tol,
         "max_iter": max_iter,
         "solver": solver,
-        "prune": prune,
-        "keep_mass": keep_mass,
-        "max_per_row": 0 if max_per_row is None else max_per_row,
-        "stream_above": stream_above,
     }
     if reg_m is not None:
         parameters.update(
             reg_m=reg_m_abs, reg_m_relative=reg_m, mass_before_normalisation=transported
         )
-    convergence = {
-        "converged": bool(converged.all()),
-        "n_iter": int(n_iter.max()),
-        err_name: float(np.nanmax(error)) if G else 0.0,
-        "n_groups": G,
-        "dropped_mass": builder.dropped_mass,
-        "n_streamed_groups": len(large),
-        "n_streamed_passes": n_passes,
-        "groups": {
-            "names": layout.names,
-            "n_iter": n_iter,
-            err_name: error,
-            "converged": converged,
-            "streamed": streamed,
-        },
+    err_name = "marginal_error" if reg_m is None else "scaling_change"
+    summary = {
+        "converged": bool(blocks.converged.all()),
+        "n_iter": int(blocks.n_iter.max()),
+        err_name: float(np.nanmax(blocks.error)) if layout.n_groups else 0.0,
     }
-    return AlignResult(coupling=coupling, parameters=parameters, convergence=convergence)
+    groups = {"n_iter": blocks.n_iter, err_name: blocks.error, "converged": blocks.converged}
+    return blocks.result(coupling, parameters, summary, groups)
 
 
-def _pot_blocks(
-    C: Any, a: Any, b: Any, eps: float, reg_m: float | None, tol: float, max_iter: int,
-    method: str, ops: Any,
-) -> tuple[Any, np.ndarray]:  # fmt: skip
+def _pot_chunk(
+    blocks: Blocks,
+    ch: Chunk,
+    eps: float,
+    reg_m: float | None,
+    tol: float,
+    max_iter: int,
+    method: str,
+) -> Any:
     """Reference path: POT on each block of a padded chunk, one call per group."""
-    nx = ops.nx
+    nx, a, b, C = blocks.ops.nx, ch.a, ch.b, ch.C
     plan = nx.zeros(C.shape, type_as=C)
     its = np.zeros(C.shape[0], int)
     for g in range(C.shape[0]):
@@ -243,9 +126,15 @@ def _pot_blocks(
             # POT stops on the L2 error of the column marginal (rows are exact): this bound
             # makes its L1 error at most tol, the criterion of the batched solver
             P, log = ot.sinkhorn(
-                ag / mass, bg / mass, Cg, eps, method=method, numItermax=max_iter,
-                stopThr=tol / np.sqrt(m), log=True,
-            )  # fmt: skip
+                ag / mass,
+                bg / mass,
+                Cg,
+                eps,
+                method=method,
+                numItermax=max_iter,
+                stopThr=tol / np.sqrt(m),
+                log=True,
+            )
             P = P * mass
         else:
             P, log = ot.unbalanced.sinkhorn_unbalanced(
@@ -253,20 +142,29 @@ def _pot_blocks(
             )
         plan[g, :n, :m] = P
         its[g] = int(log.get("niter", len(log.get("err", [])) * 10))
-    return plan, its
+    if reg_m is None:
+        error = marginal_errors(plan, a, b, blocks.ops)
+        blocks.record(ch.ids, its, error, error < tol)
+    else:
+        blocks.record(ch.ids, its, np.nan, its < max_iter)
+    return plan
 
 
 @register_aligner(
-    "leot", default_epsilon=DEFAULT_EPSILON, labels="required", shared_rep=True,
+    "leot",
+    default_epsilon=DEFAULT_EPSILON,
+    labels="required",
+    shared_rep=True,
     description="entropic OT on a shared latent within each group (block-diagonal)",
-)  # fmt: skip
-def leot(
+)
+@doc_params(**ALIGNER_DOCS)
+def leot(  # noqa: D417 (parameters from ALIGNER_DOCS)
     problem: AlignProblem,
     tol: float = 1e-4,
     max_iter: int = 10_000,
     omega: float | str = "auto",
     eps_scaling: int = 3,
-    prune: float = 1e-12,
+    prune: float = DEFAULT_PRUNE,
     keep_mass: float = DEFAULT_KEEP_MASS,
     max_per_row: int | None = DEFAULT_MAX_PER_ROW,
     stream_above: int | None = None,
@@ -282,65 +180,61 @@ def leot(
 
     Parameters
     ----------
-    problem
-        Prepared by :func:`groove_sc.tl.align`.
-    tol
-        Convergence: L1 error of both marginals relative to each group's mass.
-    max_iter
-        Iteration cap per group.
-    omega
-        Over-relaxation, ``"auto"`` (adaptive per group) or a value in ``[1, 2)``.
-    eps_scaling
-        Warm-up stages at ``2**k`` times epsilon (k = eps_scaling, ..., 1), each solved to a
-        loose tolerance and warm-starting the next.
-    prune
-        Entries below ``prune`` times their row's maximum are not stored.
-    keep_mass
-        Each stored row keeps its largest entries up to this share of its mass, rescaled so
-        that the row keeps its full mass (``1.0``: no mass dropped).
-    max_per_row
-        At most this many entries are stored per row (``None``: no cap). The mass moved from
-        dropped entries is ``uns[key_added]["convergence"]["dropped_mass"]``.
-    stream_above
-        Groups with more source x target pairs than this are solved without a dense block:
-        the cost is streamed in row chunks from its factorisation (``None``: 4096 x 4096 on
-        CPU, 32768 x 32768 on a GPU; ``0`` streams every group). Same solution up to ``tol``.
-    solver
-        ``"batched"`` (padded groups in one tensor program) or ``"pot"`` (``ot.sinkhorn`` per
-        group, for reference).
-    pot_method
-        POT's Sinkhorn variant for ``solver="pot"``.
+    %(problem)s
+    %(sinkhorn)s
+    %(sparsity)s
+    %(stream_above_linear)s
+    %(solver)s
     group_weights
         ``"source"`` (default: every kept source cell has the same mass), ``"target"`` or
         ``"mean"``.
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", method="leot", groupby="perturbation")  # doctest: +SKIP
+    >>> gs.tl.align(mdata, "rna", "prot", method="leot", use_rep="X_true")
+    >>> mdata.uns["groove_coupling"]["convergence"]["converged"]
+    True
 
     """
     layout = problem.layout()
     a, b = layout.cell_masses(layout.group_mass(group_weights))
-    result = _solve_blocks(
-        problem, layout, a, b, reg_m=None, tol=tol, max_iter=max_iter, omega=omega,
-        eps_scaling=eps_scaling, prune=prune, keep_mass=keep_mass, max_per_row=max_per_row,
-        stream_above=stream_above, solver=solver, pot_method=pot_method,
-    )  # fmt: skip
+    result = _solve_linear(
+        problem,
+        layout,
+        a,
+        b,
+        reg_m=None,
+        tol=tol,
+        max_iter=max_iter,
+        omega=omega,
+        eps_scaling=eps_scaling,
+        prune=prune,
+        keep_mass=keep_mass,
+        max_per_row=max_per_row,
+        stream_above=stream_above,
+        solver=solver,
+        pot_method=pot_method,
+    )
     result.parameters["group_weights"] = group_weights
     return result
 
 
 @register_aligner(
-    "eot", default_epsilon=DEFAULT_EPSILON, labels="ignored", shared_rep=True, dense=True,
+    "eot",
+    default_epsilon=DEFAULT_EPSILON,
+    labels="ignored",
+    shared_rep=True,
+    dense=True,
     description="entropic OT on a shared latent over all cells (dense)",
-)  # fmt: skip
-def eot(
+)
+@doc_params(**ALIGNER_DOCS)
+def eot(  # noqa: D417 (parameters from ALIGNER_DOCS)
     problem: AlignProblem,
     tol: float = 1e-4,
     max_iter: int = 10_000,
     omega: float | str = "auto",
     eps_scaling: int = 3,
-    prune: float = 1e-12,
+    prune: float = DEFAULT_PRUNE,
     keep_mass: float = DEFAULT_KEEP_MASS,
     max_per_row: int | None = DEFAULT_MAX_PER_ROW,
     stream_above: int | None = None,
@@ -354,59 +248,54 @@ def eot(
 
     Parameters
     ----------
-    problem
-        Prepared by :func:`groove_sc.tl.align`.
-    tol
-        Convergence: L1 error of both marginals relative to each group's mass.
-    max_iter
-        Iteration cap per group.
-    omega
-        Over-relaxation, ``"auto"`` (adaptive per group) or a value in ``[1, 2)``.
-    eps_scaling
-        Warm-up stages at ``2**k`` times epsilon (k = eps_scaling, ..., 1), each solved to a
-        loose tolerance and warm-starting the next.
-    prune
-        Entries below ``prune`` times their row's maximum are not stored.
-    keep_mass
-        Each stored row keeps its largest entries up to this share of its mass, rescaled so
-        that the row keeps its full mass (``1.0``: no mass dropped).
-    max_per_row
-        At most this many entries are stored per row (``None``: no cap). The mass moved from
-        dropped entries is ``uns[key_added]["convergence"]["dropped_mass"]``.
-    stream_above
-        Groups with more source x target pairs than this are solved without a dense block:
-        the cost is streamed in row chunks from its factorisation (``None``: 4096 x 4096 on
-        CPU, 32768 x 32768 on a GPU; ``0`` streams every group). Same solution up to ``tol``.
-    solver
-        ``"batched"`` (padded groups in one tensor program) or ``"pot"`` (``ot.sinkhorn`` per
-        group, for reference).
-    pot_method
-        POT's Sinkhorn variant for ``solver="pot"``.
+    %(problem)s
+    %(sinkhorn)s
+    %(sparsity)s
+    %(stream_above_linear)s
+    %(solver)s
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", method="eot")  # doctest: +SKIP
+    >>> gs.tl.align(mdata, "rna", "prot", method="eot", use_rep="X_true")
+    >>> mdata.uns["groove_coupling"]["groupby"]
+    ''
 
     """
     layout = problem.layout()
     a, b = layout.cell_masses(np.ones(1))
-    return _solve_blocks(
-        problem, layout, a, b, reg_m=None, tol=tol, max_iter=max_iter, omega=omega,
-        eps_scaling=eps_scaling, prune=prune, keep_mass=keep_mass, max_per_row=max_per_row,
-        stream_above=stream_above, solver=solver, pot_method=pot_method,
-    )  # fmt: skip
+    return _solve_linear(
+        problem,
+        layout,
+        a,
+        b,
+        reg_m=None,
+        tol=tol,
+        max_iter=max_iter,
+        omega=omega,
+        eps_scaling=eps_scaling,
+        prune=prune,
+        keep_mass=keep_mass,
+        max_per_row=max_per_row,
+        stream_above=stream_above,
+        solver=solver,
+        pot_method=pot_method,
+    )
 
 
 @register_aligner(
-    "uot", default_epsilon=DEFAULT_EPSILON, labels="required", shared_rep=True,
+    "uot",
+    default_epsilon=DEFAULT_EPSILON,
+    labels="required",
+    shared_rep=True,
     description="unbalanced entropic OT on a shared latent within each group",
-)  # fmt: skip
-def uot(
+)
+@doc_params(**ALIGNER_DOCS)
+def uot(  # noqa: D417 (parameters from ALIGNER_DOCS)
     problem: AlignProblem,
     reg_m: float = 0.1,
     tol: float = 1e-6,
     max_iter: int = 10_000,
-    prune: float = 1e-12,
+    prune: float = DEFAULT_PRUNE,
     keep_mass: float = DEFAULT_KEEP_MASS,
     max_per_row: int | None = DEFAULT_MAX_PER_ROW,
     stream_above: int | None = None,
@@ -422,32 +311,23 @@ def uot(
 
     Parameters
     ----------
-    problem
-        Prepared by :func:`groove_sc.tl.align`.
+    %(problem)s
     reg_m
         Marginal relaxation, relative to the largest same-group cost.
     tol
         Stop when the log-scalings change by less than ``tol``.
     max_iter
         Iteration cap.
-    prune
-        Entries below ``prune`` times their row's maximum are not stored.
-    keep_mass
-        Each stored row keeps its largest entries up to this share of its mass, rescaled so
-        that the row keeps its full mass (``1.0``: no mass dropped).
-    max_per_row
-        At most this many entries are stored per row (``None``: no cap). The mass moved from
-        dropped entries is ``uns[key_added]["convergence"]["dropped_mass"]``.
-    stream_above
-        Groups with more source x target pairs than this are solved without a dense block:
-        the cost is streamed in row chunks from its factorisation (``None``: 4096 x 4096 on
-        CPU, 32768 x 32768 on a GPU; ``0`` streams every group). Same solution up to ``tol``.
+    %(sparsity)s
+    %(stream_above_linear)s
     solver
         ``"batched"`` or ``"pot"`` (``ot.unbalanced.sinkhorn_unbalanced`` per group).
 
     Examples
     --------
-    >>> gs.tl.align(mdata, "rna", "prot", method="uot", reg_m=0.1)  # doctest: +SKIP
+    >>> gs.tl.align(mdata, "rna", "prot", method="uot", use_rep="X_true", reg_m=0.1)
+    >>> mdata.uns["groove_coupling"]["parameters"]["reg_m_relative"]
+    0.1
 
     """
     if not reg_m > 0:
@@ -456,8 +336,19 @@ def uot(
     ns, nt = layout.source_sizes.sum(), layout.target_sizes.sum()
     a = [np.full(len(i), 1.0 / ns) for i in layout.source_index]
     b = [np.full(len(i), 1.0 / nt) for i in layout.target_index]
-    return _solve_blocks(
-        problem, layout, a, b, reg_m=reg_m, tol=tol, max_iter=max_iter, omega=1.0,
-        eps_scaling=0, prune=prune, keep_mass=keep_mass, max_per_row=max_per_row,
-        stream_above=stream_above, solver=solver, pot_method="sinkhorn",
-    )  # fmt: skip
+    return _solve_linear(
+        problem,
+        layout,
+        a,
+        b,
+        reg_m=reg_m,
+        tol=tol,
+        max_iter=max_iter,
+        omega=1.0,
+        eps_scaling=0,
+        prune=prune,
+        keep_mass=keep_mass,
+        max_per_row=max_per_row,
+        stream_above=stream_above,
+        solver=solver,
+    )
