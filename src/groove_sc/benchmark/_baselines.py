@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 from mudata import MuData
 
-from ._registry import register_learner
+from .._docs import doc_params
+from ._registry import LEARNER_DOCS, register_learner
 from ._views import dense
 
 
@@ -16,7 +17,8 @@ from ._views import dense
     shared_space=False,
     description="per-modality PCA of .X (no shared space: for Gromov-Wasserstein / COOT)",
 )
-def pca(
+@doc_params(**LEARNER_DOCS)
+def pca(  # noqa: D417 (parameters from LEARNER_DOCS)
     mdata: MuData,
     key: str,
     *,
@@ -29,14 +31,11 @@ def pca(
 
     Parameters
     ----------
-    mdata
-        MuData whose modalities are embedded one by one.
-    key
-        ``obsm`` key written in every modality.
+    %(mdata)s
+    %(key)s
     groupby
         Unused (PCA sees no labels).
-    seed
-        Seed of the randomised SVD.
+    %(seed)s
     n_comps
         Components, at most ``min(n_cells, n_features) - 1`` per modality.
     scale
@@ -48,7 +47,10 @@ def pca(
 
     Examples
     --------
-    >>> pca(mdata, "X_pca", groupby=None, seed=0)  # doctest: +SKIP
+    >>> pca(mdata, "X_pca", groupby=None, seed=0, n_comps=5)
+    {'n_comps': {'rna': 5, 'prot': 5}}
+    >>> mdata["prot"].obsm["X_pca"].shape[1]
+    5
 
     """
     from sklearn.decomposition import PCA
@@ -72,15 +74,14 @@ def pca(
     shared_space=False,
     description="the features themselves (.X, densified): for COOT and Gromov-Wasserstein",
 )
-def raw(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[str, Any]:
+@doc_params(**LEARNER_DOCS)
+def raw(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[str, Any]:  # noqa: D417 (parameters from LEARNER_DOCS)
     """Each modality's ``.X`` as its representation (no learning, no shared space).
 
     Parameters
     ----------
-    mdata
-        MuData whose modalities are copied.
-    key
-        ``obsm`` key written in every modality.
+    %(mdata)s
+    %(key)s
     groupby, seed
         Unused.
 
@@ -90,7 +91,10 @@ def raw(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[str,
 
     Examples
     --------
-    >>> raw(mdata, "X_raw", groupby=None, seed=0)  # doctest: +SKIP
+    >>> raw(mdata, "X_raw", groupby=None, seed=0)
+    {}
+    >>> mdata["prot"].obsm["X_raw"].shape == mdata["prot"].shape
+    True
 
     """
     for adata in mdata.mod.values():
@@ -103,7 +107,8 @@ def raw(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[str,
     shared_space=True,
     description="one-hot perturbation label only (no data): what the labels alone give",
 )
-def labels(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[str, Any]:
+@doc_params(**LEARNER_DOCS)
+def labels(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[str, Any]:  # noqa: D417 (parameters from LEARNER_DOCS)
     """One-hot encoding of ``obs[groupby]``: a shared space that carries the labels only.
 
     Any aligner on it couples cells of a group uniformly (all costs within a group are equal):
@@ -112,12 +117,9 @@ def labels(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[s
 
     Parameters
     ----------
-    mdata
-        MuData; each modality needs ``obs[groupby]``.
-    key
-        ``obsm`` key written in every modality.
-    groupby
-        Label column.
+    %(mdata)s
+    %(key)s
+    %(groupby)s
     seed
         Unused.
 
@@ -127,7 +129,10 @@ def labels(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[s
 
     Examples
     --------
-    >>> labels(mdata, "X_labels", groupby="perturbation", seed=0)  # doctest: +SKIP
+    >>> labels(mdata, "X_labels", groupby="perturbation", seed=0)
+    {'classes': ['control', 'pert0', 'pert1', 'pert2', 'pert3']}
+    >>> float(mdata["rna"].obsm["X_labels"].sum(axis=1).min())
+    1.0
 
     """
     import pandas as pd

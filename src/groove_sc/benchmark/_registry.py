@@ -18,6 +18,20 @@ LearnerFunc = Callable[..., "dict[str, Any] | None"]
 #: ``availability() -> None`` when a learner can run here, else the reason it cannot.
 Availability = Callable[[], "str | None"]
 
+#: Docstring fragments of the arguments every learner function takes (``%(mdata)s``...),
+#: for :func:`groove_sc._docs.doc_params`.
+LEARNER_DOCS: dict[str, str] = {
+    "mdata": """mdata
+    MuData whose modalities are embedded; in the benchmark, its truth-free view (each
+    modality's data and ``obs[groupby]``, nothing else).""",
+    "key": """key
+    ``obsm`` key written in every modality.""",
+    "groupby": """groupby
+    Label column (the perturbation); learners that need labels raise without one.""",
+    "seed": """seed
+    Seed of the learner's random draws (initialisation, data split, batches).""",
+}
+
 
 @dataclass(frozen=True)
 class Learner:
@@ -45,7 +59,7 @@ class Learner:
 
     Examples
     --------
-    >>> gs.benchmark.LEARNERS["pca"].shared_space  # doctest: +SKIP
+    >>> gs.benchmark.LEARNERS["pca"].shared_space
     False
 
     """
@@ -61,7 +75,7 @@ class Learner:
 
         Examples
         --------
-        >>> gs.benchmark.LEARNERS["pca"].unavailable_reason() is None  # doctest: +SKIP
+        >>> gs.benchmark.LEARNERS["pca"].unavailable_reason() is None
         True
 
         """
@@ -107,12 +121,15 @@ def register_learner(
 
     Examples
     --------
-    >>> import numpy as np
-    >>> @gs.benchmark.register_learner("first2", shared_space=False)  # doctest: +SKIP
+    >>> @gs.benchmark.register_learner("first2", shared_space=False)
     ... def first2(mdata, key, *, groupby, seed):
     ...     for m in mdata.mod:
-    ...         mdata[m].obsm[key] = np.asarray(mdata[m].X[:, :2])
-    >>> gs.benchmark.run(mdata, learners=["first2"], aligners=["egw"])  # doctest: +SKIP
+    ...         x = mdata[m].X[:, :2]
+    ...         mdata[m].obsm[key] = x.toarray() if hasattr(x, "toarray") else np.asarray(x)
+    >>> res = gs.benchmark.run(mdata, learners=["first2"], aligners=["egw"], seeds=[0])
+    >>> set(res["status"])
+    {'ok'}
+    >>> del gs.benchmark.LEARNERS["first2"]
 
     """
 
@@ -152,8 +169,8 @@ def check_names(names: Iterable[str], registry: dict[str, Any], what: str) -> li
 
     Examples
     --------
-    >>> check_names(["pca"], LEARNERS, "learner")  # doctest: +SKIP
-    ['pca']
+    >>> check_names(["pca", "labels", "pca"], LEARNERS, "learner")
+    ['pca', 'labels']
 
     """
     if isinstance(names, str):
