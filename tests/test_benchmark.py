@@ -393,6 +393,17 @@ def test_run_options_are_documented_once_and_are_the_config_keys():
         gs.benchmark.run_units("unused.csv", [], None, ["pca"], ["egw"], epochs=3)
 
 
+def test_learner_and_option_docs_are_filled_in():
+    from groove_sc._docs import leftover_placeholders
+
+    objects = [getattr(gs.benchmark, name) for name in gs.benchmark.__all__]
+    objects += [spec.func for spec in LEARNERS.values()]
+    for obj in objects:
+        assert not leftover_placeholders(getattr(obj, "__doc__", None)), obj
+    assert "Label column (the perturbation)" in LEARNERS["propensity"].func.__doc__
+    assert "Seed of the learner's random draws" in gs.benchmark.fit_diagvi.__doc__
+
+
 def test_progress_goes_to_the_benchmark_logger(sim, caplog, capsys, monkeypatch):
     import logging
 

@@ -144,23 +144,10 @@ def _align_and_evaluate(mdata, model, src: str, tgt: str, method: str, seed: int
     _log(f"aligning {src} -> {tgt} with '{method}'")
 
     def align_and_impute(rep: str, coupling_key: str, imputed_key: str, **impute_kw) -> None:
-        gs.tl.align(
-            mdata,
-            source=src,
-            target=tgt,
-            use_rep=rep,
-            method=method,
-            groupby=DEFAULT_GROUPBY,
-            key_added=coupling_key,
-        )
-        gs.tl.impute(
-            mdata,
-            source=src,
-            target=tgt,
-            coupling_key=coupling_key,
-            key_added=imputed_key,
-            **impute_kw,
-        )
+        pair = {"source": src, "target": tgt}
+        align = {"use_rep": rep, "method": method, "groupby": DEFAULT_GROUPBY}
+        gs.tl.align(mdata, **pair, **align, key_added=coupling_key)
+        gs.tl.impute(mdata, **pair, coupling_key=coupling_key, key_added=imputed_key, **impute_kw)
 
     align_and_impute(DEFAULT_REP, DEFAULT_COUPLING_KEY, f"{tgt}_imputed", model=model)
     _log(f"label-only reference: the 'labels' learner (one-hot labels) with '{method}'")

@@ -7,8 +7,7 @@ from typing import Any
 import numpy as np
 from mudata import MuData
 
-from .._docs import doc_params
-from ._registry import LEARNER_DOCS, register_learner
+from ._registry import register_learner
 from ._views import dense
 
 
@@ -17,7 +16,6 @@ from ._views import dense
     shared_space=False,
     description="per-modality PCA of .X (no shared space: for Gromov-Wasserstein / COOT)",
 )
-@doc_params(**LEARNER_DOCS)
 def pca(  # noqa: D417 (parameters from LEARNER_DOCS)
     mdata: MuData,
     key: str,
@@ -74,7 +72,6 @@ def pca(  # noqa: D417 (parameters from LEARNER_DOCS)
     shared_space=False,
     description="the features themselves (.X, densified): for COOT and Gromov-Wasserstein",
 )
-@doc_params(**LEARNER_DOCS)
 def raw(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[str, Any]:  # noqa: D417 (parameters from LEARNER_DOCS)
     """Each modality's ``.X`` as its representation (no learning, no shared space).
 
@@ -107,7 +104,6 @@ def raw(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[str,
     shared_space=True,
     description="one-hot perturbation label only (no data): what the labels alone give",
 )
-@doc_params(**LEARNER_DOCS)
 def labels(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[str, Any]:  # noqa: D417 (parameters from LEARNER_DOCS)
     """One-hot encoding of ``obs[groupby]``: a shared space that carries the labels only.
 

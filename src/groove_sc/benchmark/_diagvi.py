@@ -530,16 +530,12 @@ def _train(
     "Sinkhorn alignment, semi-supervised with the labels",
     availability=diagvi_unavailable,
 )
-@doc_params(**LEARNER_DOCS)
 def diagvi(mdata: MuData, key: str, *, groupby: str | None, seed: int, **kwargs: Any):  # noqa: D417 (parameters from LEARNER_DOCS)
     """DIAGVI, the scvi-tools peer (see :func:`fit_diagvi` for the keyword arguments).
 
     Parameters
     ----------
-    %(mdata)s
-    %(key)s
-    %(groupby)s
-    %(seed)s
+    %(learner_args)s
     **kwargs
         :func:`fit_diagvi`'s options, e.g. ``max_epochs``, ``n_latent``, ``layers``,
         ``likelihoods``, ``feature_links``.

@@ -16,8 +16,7 @@ import torch
 from mudata import MuData
 from torch import nn
 
-from .._docs import doc_params
-from ._registry import LEARNER_DOCS, register_learner
+from ._registry import register_learner
 from ._views import dense
 
 Output = Literal["proba", "log_proba"]
@@ -137,7 +136,6 @@ def fit_classifier(
     shared_space=True,
     description="propensity scores (Xi et al. 2024): per-modality MLP classifier of the label",
 )
-@doc_params(**LEARNER_DOCS)
 def propensity(  # noqa: D417 (parameters from LEARNER_DOCS)
     mdata: MuData,
     key: str,
@@ -156,10 +154,7 @@ def propensity(  # noqa: D417 (parameters from LEARNER_DOCS)
 
     Parameters
     ----------
-    %(mdata)s
-    %(key)s
-    %(groupby)s
-    %(seed)s
+    %(learner_args)s
     output
         ``"log_proba"`` (default; log-probabilities, which keep the within-group variation a
         confident classifier squeezes against 0 or 1) or ``"proba"`` (the softmax itself, as

@@ -12,14 +12,16 @@ from typing import Any
 
 from mudata import MuData
 
+from .._docs import substitute
+
 #: ``func(mdata, key, *, groupby, seed, **kwargs) -> dict | None``.
 LearnerFunc = Callable[..., "dict[str, Any] | None"]
 
 #: ``availability() -> None`` when a learner can run here, else the reason it cannot.
 Availability = Callable[[], "str | None"]
 
-#: Docstring fragments of the arguments every learner function takes (``%(mdata)s``...),
-#: for :func:`groove_sc._docs.doc_params`.
+#: Docstring fragments of the arguments every learner function takes (``%(mdata)s``...,
+#: and all four as ``%(learner_args)s``); :func:`register_learner` fills them in.
 LEARNER_DOCS: dict[str, str] = {
     "mdata": """mdata
     MuData whose modalities are embedded; in the benchmark, its truth-free view (each
@@ -31,6 +33,9 @@ LEARNER_DOCS: dict[str, str] = {
     "seed": """seed
     Seed of the learner's random draws (initialisation, data split, batches).""",
 }
+LEARNER_DOCS["learner_args"] = "\n".join(
+    LEARNER_DOCS[k] for k in ("mdata", "key", "groupby", "seed")
+)
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,10 @@ def register_learner(
     shared_space
         Whether the learner embeds all modalities in one shared space (see :class:`Learner`).
     description
-        One line; defaults to the first line of the function's docstring.
+        One line; defaults to the first line of the function's docstring. The docstring may
+        name the learner arguments' shared documentation, :data:`LEARNER_DOCS`
+        (``%(mdata)s``, ``%(key)s``, ``%(groupby)s``, ``%(seed)s`` or ``%(learner_args)s``
+        on a line of its own), which is filled in here.
     overwrite
         Replace an existing entry of the same name (otherwise an error).
     availability
@@ -117,7 +125,7 @@ def register_learner(
 
     Returns
     -------
-    The decorator; it returns the function unchanged.
+    The decorator; it returns the function itself (its docstring filled in).
 
     Examples
     --------
@@ -132,13 +140,15 @@ def register_learner(
     >>> del gs.benchmark.LEARNERS["first2"]
 
     """
+    if name in LEARNERS and not overwrite:
+        raise ValueError(
+            f"A learner named '{name}' is already registered; pass overwrite=True to "
+            "replace it or pick another name."
+        )
 
     def decorate(func: LearnerFunc) -> LearnerFunc:
-        if name in LEARNERS and not overwrite:
-            raise ValueError(
-                f"A learner named '{name}' is already registered; pass overwrite=True to "
-                "replace it or pick another name."
-            )
+        if func.__doc__:
+            func.__doc__ = substitute(func.__doc__, LEARNER_DOCS)
         LEARNERS[name] = Learner(
             name=name,
             func=func,

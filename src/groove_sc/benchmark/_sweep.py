@@ -356,15 +356,13 @@ def run_sweep(
         argument to values (every combination, ``{"label_noise": [0, 0.2]}``) or a list of
         settings (``[{"n_perturbations": 200, "cells_per_perturbation": 10}, ...]``). Rows carry
         ``dataset="simulate[label_noise=0.2]"``; without ``vary``, ``dataset="simulate"``.
-    progress
-        Show progress lines (see :func:`run`).
-    **run_kwargs
-        Passed to :func:`run_units`: ``variants``, ``n_jobs``, ``threads`` and the options of
-        :class:`RunOptions` (``learner_kwargs``, ``aligner_kwargs``, ``tuning``...).
+    progress, **run_kwargs
+        As in :func:`run_units` (``variants``, ``n_jobs``, ``threads``, ``learner_kwargs``,
+        ``aligner_kwargs``, ``tuning`` and the other options of :class:`RunOptions`).
 
     Returns
     -------
-    The whole results file after the sweep.
+    The whole results file after the sweep, as :func:`read_results` reads it.
 
     Examples
     --------
