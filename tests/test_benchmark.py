@@ -367,6 +367,81 @@ def test_run_config_and_cli(tmp_path, capsys):
         gs.benchmark.run_config(path, out)
 
 
+def test_run_options_are_documented_once_and_are_the_config_keys():
+    import dataclasses
+    import inspect
+
+    from groove_sc.benchmark._config import CONFIG_KEYS
+    from groove_sc.benchmark._options import OPTION_NAMES, RunOptions
+
+    params = inspect.signature(gs.benchmark.run).parameters
+    for field in dataclasses.fields(RunOptions):
+        assert params[field.name].default == field.default, field.name
+        first_words = " ".join(field.metadata["doc"].split()[:4])
+        for doc in (gs.benchmark.run.__doc__, RunOptions.__doc__):
+            assert f"    {field.name}\n" in doc and first_words in " ".join(doc.split())
+        assert field.name in CONFIG_KEYS
+        assert f"``{field.name}``" in gs.benchmark.run_config.__doc__
+    assert set(OPTION_NAMES) <= set(params)
+    opts = RunOptions(tuning=["oracle", "default", "oracle"], tune_aligners=["leot"])
+    assert opts.tuning == ("oracle", "default") and opts.tune_aligners == frozenset({"leot"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.cv_folds = 3
+    with pytest.raises(ValueError, match="tuning must be among"):
+        RunOptions(tuning="best")
+    with pytest.raises(TypeError, match="not options of groove_sc.benchmark.run"):
+        gs.benchmark.run_units("unused.csv", [], None, ["pca"], ["egw"], epochs=3)
+
+
+def test_learner_and_option_docs_are_filled_in():
+    from groove_sc._docs import leftover_placeholders
+
+    objects = [getattr(gs.benchmark, name) for name in gs.benchmark.__all__]
+    objects += [spec.func for spec in LEARNERS.values()]
+    for obj in objects:
+        assert not leftover_placeholders(getattr(obj, "__doc__", None)), obj
+    assert "Label column (the perturbation)" in LEARNERS["propensity"].func.__doc__
+    assert "Seed of the learner's random draws" in gs.benchmark.fit_diagvi.__doc__
+
+
+def test_progress_goes_to_the_benchmark_logger(sim, caplog, capsys, monkeypatch):
+    import logging
+
+    from groove_sc.benchmark._progress import logger, show_progress
+
+    gs.benchmark.run(sim, ["pca"], ["egw"], seeds=[0])
+    assert not caplog.records  # progress=False, logging not configured: nothing
+    with caplog.at_level(logging.INFO, logger="groove_sc"):  # configured logging sees them
+        gs.benchmark.run(sim, ["pca"], ["egw"], seeds=[0])
+        assert caplog.records
+    caplog.clear()
+    gs.benchmark.run(sim, ["pca"], ["egw"], seeds=[0], progress=True)
+    messages = [r.getMessage() for r in caplog.records if r.name == "groove_sc.benchmark"]
+    assert messages[0] == "seed 0" and any(m.startswith("pca: fit") for m in messages)
+    assert capsys.readouterr().out == ""  # a handler is configured (pytest's): no print
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as in a fresh notebook
+    with show_progress():
+        logger.info("seed 7")
+    with show_progress(False):
+        logger.info("not shown")
+    assert capsys.readouterr().out == "[groove-sc benchmark] seed 7\n"
+    assert not logger.handlers and logger.level == logging.NOTSET
+
+
+def test_benchmark_never_imports_pl():
+    """pl plots benchmark tables; figures of a config are written by the CLI, so no cycle."""
+    import ast
+    from pathlib import Path
+
+    for path in (Path(gs.__file__).parent / "benchmark").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):  # function-level imports too
+            if isinstance(node, ast.ImportFrom):
+                target = "." * node.level + (node.module or "")
+                names = {alias.name for alias in node.names}
+                assert not target.startswith(("..pl", "groove_sc.pl")), path
+                assert not (target in ("..", "groove_sc") and "pl" in names), path
+
+
 def test_summarize_and_winners_rank_by_the_metric_direction():
     rows = []
     for frac in (0.2, 0.8):

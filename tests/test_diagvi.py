@@ -114,6 +114,27 @@ def test_user_links_are_checked_against_the_features():
         diagvi_module._user_links([("CD3E",)], mods, var)
 
 
+def test_setup_arguments_complete_and_check_the_modalities(sim):
+    mods = ["rna", "prot"]
+    lik, layers = diagvi_module._likelihoods_and_layers(sim, mods, {"prot": "normal"}, None)
+    assert lik == {"rna": "nb", "prot": "normal"} and layers == {"rna": "counts", "prot": None}
+    setup = diagvi_module._setup_arguments(sim, mods, lik, {"rna": False}, "perturbation", True)
+    assert [setup[m]["normalize_lib"] for m in mods] == [False, False]
+    assert setup["prot"]["labels_key"] and setup["prot"]["gmm_prior"]
+    unlabeled = diagvi_module._setup_arguments(sim, mods, lik, None, None, False)
+    assert unlabeled["rna"]["labels_key"] is None and unlabeled["rna"]["normalize_lib"]
+    with pytest.raises(ValueError, match="no likelihood 'bernoulli'"):
+        diagvi_module._likelihoods_and_layers(sim, mods, {"rna": "bernoulli"}, None)
+    with pytest.raises(KeyError, match="layer 'clr'"):
+        diagvi_module._likelihoods_and_layers(sim, mods, None, {"prot": "clr"})
+    with pytest.raises(KeyError, match="groupby='celltype'"):
+        diagvi_module._setup_arguments(sim, mods, lik, None, "celltype", False)
+    links = diagvi_module._guidance_links(None, mods, {m: sim[m].var_names for m in mods})
+    assert list(links.columns) == mods and links.empty
+    with pytest.raises(ValueError, match="feature_links must be 'names'"):
+        diagvi_module._guidance_links("genes", mods, {m: sim[m].var_names for m in mods})
+
+
 # ------------------------------------------------------------- a real fit (DIAGVI importable)
 def _require_diagvi():
     pytest.importorskip("scvi.external.diagvi", reason="DIAGVI needs scvi-tools >= 1.4.3")

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+from ._constants import (
+    COUNTS_LAYER,
+    DEFAULT_COUPLING_KEY,
+    DEFAULT_GROUPBY,
+    DEFAULT_REP,
+    DEFAULT_TRUTH_KEY,
+)
 
 
 def _log(msg: str) -> None:
@@ -65,16 +76,38 @@ def quickstart(
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     import scvi
-
-    import groove_sc as gs
-
-    from ._mudata import no_pull_on_update
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     scvi.settings.seed = seed
     t0 = time.perf_counter()
+    mdata, model = _simulate_and_train(
+        n_perturbations, cells_per_perturbation, shared_fraction, max_epochs, seed, progress
+    )
+    model.save(out / "model", overwrite=True)
+    src, tgt = list(mdata.mod)[:2]
+    metrics = _align_and_evaluate(mdata, model, src, tgt, method, seed)
+    files = _write_plots(mdata, out, benchmark, max_epochs, seed)
+    plt.close("all")
+    files.update(_write_data(mdata, out, metrics))
+    _log(f"done in {time.perf_counter() - t0:.1f} s")
+    print(_summary(metrics, src, tgt, method, mdata[src].n_obs, out, files), flush=True)
+    return metrics
+
+
+def _simulate_and_train(
+    n_perturbations: int,
+    cells_per_perturbation: int,
+    shared_fraction: float,
+    max_epochs: int,
+    seed: int,
+    progress: bool,
+):
+    """The paired simulation and a GROOVE trained on it (not yet embedded)."""
+    import groove_sc as gs
+
     _log(f"simulating {n_perturbations} perturbations x {cells_per_perturbation} cells")
     mdata = gs.datasets.simulate(
         n_perturbations=n_perturbations,
@@ -84,14 +117,15 @@ def quickstart(
         seed=seed,
     )
     mods = list(mdata.mod)
-    src, tgt = mods[0], mods[1]
     likelihoods = dict(mdata.uns["simulation"]["modalities"])
     layers = {
-        m: "counts" for m in mods if "counts" in mdata[m].layers and likelihoods[m] != "normal"
+        m: COUNTS_LAYER
+        for m in mods
+        if COUNTS_LAYER in mdata[m].layers and likelihoods[m] != "normal"
     }
     gs.model.GROOVE.setup_mudata(
         mdata,
-        perturbation_key="perturbation",
+        perturbation_key=DEFAULT_GROUPBY,
         modalities=mods,
         layers=layers,
         likelihoods=likelihoods,
@@ -99,63 +133,81 @@ def quickstart(
     model = gs.model.GROOVE(mdata, n_latent=16)
     _log(f"training GROOVE for {max_epochs} epochs on {', '.join(mods)}")
     model.train(max_epochs=max_epochs, enable_progress_bar=progress)
-    model.save(out / "model", overwrite=True)
-    gs.tl.embed(mdata, model, key_added="X_groove")
+    return mdata, model
+
+
+def _align_and_evaluate(mdata, model, src: str, tgt: str, method: str, seed: int) -> dict:
+    """Embed, align and impute with GROOVE and with the label-only reference; their metrics."""
+    import groove_sc as gs
+
+    gs.tl.embed(mdata, model, key_added=DEFAULT_REP)
     _log(f"aligning {src} -> {tgt} with '{method}'")
 
     def align_and_impute(rep: str, coupling_key: str, imputed_key: str, **impute_kw) -> None:
-        gs.tl.align(mdata, source=src, target=tgt, use_rep=rep, method=method,
-                    groupby="perturbation", key_added=coupling_key)  # fmt: skip
-        gs.tl.impute(mdata, source=src, target=tgt, coupling_key=coupling_key,
-                     key_added=imputed_key, **impute_kw)  # fmt: skip
+        pair = {"source": src, "target": tgt}
+        align = {"use_rep": rep, "method": method, "groupby": DEFAULT_GROUPBY}
+        gs.tl.align(mdata, **pair, **align, key_added=coupling_key)
+        gs.tl.impute(mdata, **pair, coupling_key=coupling_key, key_added=imputed_key, **impute_kw)
 
-    align_and_impute("X_groove", "groove_coupling", f"{tgt}_imputed", model=model)
+    align_and_impute(DEFAULT_REP, DEFAULT_COUPLING_KEY, f"{tgt}_imputed", model=model)
     _log(f"label-only reference: the 'labels' learner (one-hot labels) with '{method}'")
-    gs.benchmark.LEARNERS["labels"](mdata, "X_labels", groupby="perturbation", seed=seed)
+    gs.benchmark.LEARNERS["labels"](mdata, "X_labels", groupby=DEFAULT_GROUPBY, seed=seed)
     align_and_impute("X_labels", "labels_coupling", f"{tgt}_imputed_labels")
     truth = _partner_features(mdata, src, tgt)
     imp, imp_labels = mdata.mod[f"{tgt}_imputed"], mdata.mod[f"{tgt}_imputed_labels"]
-    metrics = {
+    match = gs.metrics.evaluate_matching
+    return {
         "foscttm_latent": float(
-            gs.metrics.foscttm(mdata[src].obsm["X_groove"], _partner_rep(mdata, src, tgt))
+            gs.metrics.foscttm(mdata[src].obsm[DEFAULT_REP], _partner_rep(mdata, src, tgt))
         ),
-        "matching": _plain(gs.metrics.evaluate_matching(mdata, coupling_key="groove_coupling")),
+        "matching": _plain(match(mdata, coupling_key=DEFAULT_COUPLING_KEY)),
         "imputation_ot": _plain(gs.metrics.evaluate_imputation(imp.layers["ot"], truth)),
         "imputation_decoder": _plain(gs.metrics.evaluate_imputation(imp.layers["decoder"], truth)),
         "labels_reference": {
-            "matching": _plain(gs.metrics.evaluate_matching(mdata, coupling_key="labels_coupling")),
+            "matching": _plain(match(mdata, coupling_key="labels_coupling")),
             "imputation_ot": _plain(gs.metrics.evaluate_imputation(imp_labels.layers["ot"], truth)),
         },
     }
+
+
+def _write_plots(mdata, out: Path, benchmark: bool, max_epochs: int, seed: int) -> dict:
+    """``matching.png`` and, with ``benchmark``, the small benchmark's table and grid."""
+    import groove_sc as gs
+
     files = {}
-    fig = gs.pl.matching(mdata, key="groove_coupling", groupby="perturbation", return_fig=True)
+    fig = gs.pl.matching(mdata, key=DEFAULT_COUPLING_KEY, groupby=DEFAULT_GROUPBY, return_fig=True)
     fig.savefig(out / "matching.png", dpi=120, bbox_inches="tight")
     files["matching.png"] = "pl.matching: how far GROOVE's coupling goes beyond the labels"
-    if benchmark:
-        _log("small benchmark: pca, groove_no_groupclip, groove x leot, knn, egwl; 1 seed")
-        results = gs.benchmark.run(
-            mdata,
-            learners=["pca", "groove_no_groupclip", "groove"],
-            aligners=["leot", "knn", "egwl"],
-            truth_key="cell_id",
-            seeds=[seed],
-            learner_kwargs={
-                "groove": {"max_epochs": max_epochs},
-                "groove_no_groupclip": {"max_epochs": max_epochs},
-            },
-        )
-        results.to_csv(out / "benchmark.csv", index=False)
-        files["benchmark.csv"] = "the small benchmark, one row per learner x aligner x metric"
-        fig = gs.pl.benchmark(results, metric="foscttm_barycentric", return_fig=True)
-        fig.savefig(out / "benchmark.png", dpi=120, bbox_inches="tight")
-        files["benchmark.png"] = "pl.benchmark: barycentric FOSCTTM per learner x aligner"
-    import matplotlib.pyplot as plt
+    if not benchmark:
+        return files
+    _log("small benchmark: pca, groove_no_groupclip, groove x leot, knn, egwl; 1 seed")
+    results = gs.benchmark.run(
+        mdata,
+        learners=["pca", "groove_no_groupclip", "groove"],
+        aligners=["leot", "knn", "egwl"],
+        truth_key=DEFAULT_TRUTH_KEY,
+        seeds=[seed],
+        learner_kwargs={
+            "groove": {"max_epochs": max_epochs},
+            "groove_no_groupclip": {"max_epochs": max_epochs},
+        },
+    )
+    results.to_csv(out / "benchmark.csv", index=False)
+    files["benchmark.csv"] = "the small benchmark, one row per learner x aligner x metric"
+    fig = gs.pl.benchmark(results, metric="foscttm_barycentric", return_fig=True)
+    fig.savefig(out / "benchmark.png", dpi=120, bbox_inches="tight")
+    files["benchmark.png"] = "pl.benchmark: barycentric FOSCTTM per learner x aligner"
+    return files
 
-    plt.close("all")
-    h5 = out / "quickstart.h5mu"
+
+def _write_data(mdata, out: Path, metrics: dict) -> dict:
+    """``quickstart.h5mu`` (sparse where it pays), the model's entry and ``metrics.json``."""
+    from ._mudata import no_pull_on_update
+
+    files = {}
     sparse = store_sparse(mdata)
     with no_pull_on_update():
-        mdata.write(h5, compression="gzip")
+        mdata.write(out / "quickstart.h5mu", compression="gzip")
     stored = f"; sparse: {', '.join(sparse)}" if sparse else ""
     files["quickstart.h5mu"] = (
         f"the MuData (gzip{stored}): data, latents, couplings, imputed modalities"
@@ -163,9 +215,7 @@ def quickstart(
     files["model"] = "the trained GROOVE (gs.model.GROOVE.load(path, mdata))"
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     files["metrics.json"] = "every metric above and more"
-    _log(f"done in {time.perf_counter() - t0:.1f} s")
-    print(_summary(metrics, src, tgt, method, mdata[src].n_obs, out, files), flush=True)
-    return metrics
+    return files
 
 
 def store_sparse(mdata, max_density: float = 0.5) -> list[str]:
@@ -188,8 +238,9 @@ def store_sparse(mdata, max_density: float = 0.5) -> list[str]:
 
     Examples
     --------
-    >>> store_sparse(mdata)  # doctest: +SKIP
-    ['rna.X', 'rna.layers[counts]']
+    >>> mdata["prot"].layers["hits"] = np.eye(mdata["prot"].n_obs, 10, dtype=np.float32)
+    >>> store_sparse(mdata)
+    ['prot.layers[hits]']
 
     """
     import numpy as np
@@ -271,7 +322,7 @@ def _size(path: Path) -> str:
 def _partner_rep(mdata, src: str, tgt: str):
     """Target latents reordered so that row i is the partner of source cell i (truth)."""
     idx = _partner_index(mdata, src, tgt)
-    return mdata[tgt].obsm["X_groove"][idx]
+    return mdata[tgt].obsm[DEFAULT_REP][idx]
 
 
 def _partner_features(mdata, src: str, tgt: str):
@@ -286,8 +337,8 @@ def _partner_features(mdata, src: str, tgt: str):
 def _partner_index(mdata, src: str, tgt: str):
     import pandas as pd
 
-    tgt_ids = pd.Index(mdata[tgt].obs["cell_id"].astype(str))
-    idx = tgt_ids.get_indexer(mdata[src].obs["cell_id"].astype(str))
+    tgt_ids = pd.Index(mdata[tgt].obs[DEFAULT_TRUTH_KEY].astype(str))
+    idx = tgt_ids.get_indexer(mdata[src].obs[DEFAULT_TRUTH_KEY].astype(str))
     if (idx < 0).any():
         raise ValueError("quickstart needs paired simulated data (every cell in both views).")
     return idx
@@ -301,6 +352,55 @@ def _plain(d: dict) -> dict:
         except (TypeError, ValueError):
             out[k] = str(v)
     return out
+
+
+def run_benchmark(config: str | Path, out: str | Path, dataset: str | Path | None = None):
+    """``groove-sc benchmark``: run a YAML benchmark, then write the plots it asks for.
+
+    :func:`groove_sc.benchmark.run_config` runs the benchmark; the plots of the config's
+    ``figures`` entry (see :func:`groove_sc.benchmark._config.figure_requests`) are written
+    after it. Progress lines go to standard output for the whole command.
+
+    Parameters
+    ----------
+    config, out, dataset
+        As in :func:`groove_sc.benchmark.run_config`.
+
+    Returns
+    -------
+    The whole results table.
+
+    Examples
+    --------
+    >>> run_benchmark("benchmarks/configs/simulation_grid.yaml", "results.csv")  # doctest: +SKIP
+
+    """
+    from .benchmark import run_config
+    from .benchmark._config import figure_requests, load_config
+    from .benchmark._progress import logger
+    from .pl import write_figures
+
+    with _progress_on_stdout():
+        results = run_config(config, out, dataset=dataset)
+        for folder, metric, tuning in figure_requests(load_config(config)):
+            for path in write_figures(results, folder, metric, tuning):
+                logger.info("wrote %s", path)
+    return results
+
+
+@contextlib.contextmanager
+def _progress_on_stdout() -> Iterator[None]:
+    """The benchmark's progress lines (``INFO`` and above) on standard output, in the block."""
+    from .benchmark._progress import logger, stdout_handler
+
+    handler, level = stdout_handler(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,9 +441,10 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.no_progress,
         )
         return 0
-    from .benchmark import run_config
+    import matplotlib
 
-    run_config(args.config, args.out, dataset=args.dataset)
+    matplotlib.use("Agg")
+    run_benchmark(args.config, args.out, dataset=args.dataset)
     return 0
 
 

@@ -16,7 +16,7 @@ from ._views import dense
     shared_space=False,
     description="per-modality PCA of .X (no shared space: for Gromov-Wasserstein / COOT)",
 )
-def pca(
+def pca(  # noqa: D417 (parameters from LEARNER_DOCS)
     mdata: MuData,
     key: str,
     *,
@@ -29,14 +29,11 @@ def pca(
 
     Parameters
     ----------
-    mdata
-        MuData whose modalities are embedded one by one.
-    key
-        ``obsm`` key written in every modality.
+    %(mdata)s
+    %(key)s
     groupby
         Unused (PCA sees no labels).
-    seed
-        Seed of the randomised SVD.
+    %(seed)s
     n_comps
         Components, at most ``min(n_cells, n_features) - 1`` per modality.
     scale
@@ -48,7 +45,10 @@ def pca(
 
     Examples
     --------
-    >>> pca(mdata, "X_pca", groupby=None, seed=0)  # doctest: +SKIP
+    >>> pca(mdata, "X_pca", groupby=None, seed=0, n_comps=5)
+    {'n_comps': {'rna': 5, 'prot': 5}}
+    >>> mdata["prot"].obsm["X_pca"].shape[1]
+    5
 
     """
     from sklearn.decomposition import PCA
@@ -72,15 +72,13 @@ def pca(
     shared_space=False,
     description="the features themselves (.X, densified): for COOT and Gromov-Wasserstein",
 )
-def raw(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[str, Any]:
+def raw(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[str, Any]:  # noqa: D417 (parameters from LEARNER_DOCS)
     """Each modality's ``.X`` as its representation (no learning, no shared space).
 
     Parameters
     ----------
-    mdata
-        MuData whose modalities are copied.
-    key
-        ``obsm`` key written in every modality.
+    %(mdata)s
+    %(key)s
     groupby, seed
         Unused.
 
@@ -90,7 +88,10 @@ def raw(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[str,
 
     Examples
     --------
-    >>> raw(mdata, "X_raw", groupby=None, seed=0)  # doctest: +SKIP
+    >>> raw(mdata, "X_raw", groupby=None, seed=0)
+    {}
+    >>> mdata["prot"].obsm["X_raw"].shape == mdata["prot"].shape
+    True
 
     """
     for adata in mdata.mod.values():
@@ -103,7 +104,7 @@ def raw(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[str,
     shared_space=True,
     description="one-hot perturbation label only (no data): what the labels alone give",
 )
-def labels(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[str, Any]:
+def labels(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[str, Any]:  # noqa: D417 (parameters from LEARNER_DOCS)
     """One-hot encoding of ``obs[groupby]``: a shared space that carries the labels only.
 
     Any aligner on it couples cells of a group uniformly (all costs within a group are equal):
@@ -112,12 +113,9 @@ def labels(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[s
 
     Parameters
     ----------
-    mdata
-        MuData; each modality needs ``obs[groupby]``.
-    key
-        ``obsm`` key written in every modality.
-    groupby
-        Label column.
+    %(mdata)s
+    %(key)s
+    %(groupby)s
     seed
         Unused.
 
@@ -127,7 +125,10 @@ def labels(mdata: MuData, key: str, *, groupby: str | None, seed: int) -> dict[s
 
     Examples
     --------
-    >>> labels(mdata, "X_labels", groupby="perturbation", seed=0)  # doctest: +SKIP
+    >>> labels(mdata, "X_labels", groupby="perturbation", seed=0)
+    {'classes': ['control', 'pert0', 'pert1', 'pert2', 'pert3']}
+    >>> float(mdata["rna"].obsm["X_labels"].sum(axis=1).min())
+    1.0
 
     """
     import pandas as pd

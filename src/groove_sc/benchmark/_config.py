@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import textwrap
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,53 +12,27 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._constants import COUNTS_LAYER
+from .._docs import doc_params
+from ._options import OPTION_NAMES, option_summary
+from ._progress import logger, show_progress
 from ._sweep import run_sweep, run_units
 
-#: Keys a config may hold, with their meaning (shown when a key is unknown).
-CONFIG_KEYS = {
+#: Keys of a config that are not options of :func:`run`, with their meaning.
+_SETUP_KEYS = {
     "learners": "list of learner names (groove_sc.benchmark.LEARNERS)",
     "aligners": "list of aligner names (groove_sc.tl.ALIGNERS)",
     "seeds": "list of seeds (default [0, 1, 2])",
-    "simulation": "simulate(paired=True) sweep: shared_fractions + other simulate arguments",
+    "simulation": "simulate(paired=True) sweep: shared_fractions, vary + other simulate arguments",
     "dataset": "alternative to simulation: {path: file.h5mu, clr: {mod: layer}, pca: {...}}",
-    "learner_kwargs": "per learner keyword arguments",
     "variants": "learner variants {name: {learner: registered name, **kwargs}}",
-    "aligner_kwargs": "per aligner keyword arguments of tl.align",
-    "tuning": "default | truth_free | oracle, or a list of them",
-    "source": "source modality",
-    "target": "target modality",
-    "groupby": "label column (default perturbation)",
-    "truth_key": "truth column (default cell_id)",
-    "label_key": "secondary label for label-transfer metrics",
-    "epsilon_factors": "multiples of the default epsilon tried by the tuners",
-    "cv_folds": "folds of the truth-free criterion",
-    "tuning_tol": "tie tolerance of the truth-free criterion",
-    "oracle_metric": "metric of the oracle choice",
-    "target_rep": "target representation for foscttm_barycentric",
-    "tune_aligners": "aligners that truth_free/oracle tune (default: all with an epsilon)",
-    "tuning_criterion": "barycentric | mass (truth-free score)",
     "threads": "torch threads per process (default: leave as is)",
     "n_jobs": "(dataset, seed) units run in parallel processes (default 1)",
-    "figures": "{dir: folder, metrics: [names]}: write benchmark_{grid,sweep}_<metric>.png",
+    "figures": "{dir: folder, metrics: [names], tuning: mode}: plots groove-sc benchmark writes",
 }
-_RUN_KEYS = (
-    "tune_aligners",
-    "tuning_criterion",
-    "aligner_kwargs",
-    "learner_kwargs",
-    "variants",
-    "tuning",
-    "source",
-    "target",
-    "groupby",
-    "truth_key",
-    "label_key",
-    "epsilon_factors",
-    "cv_folds",
-    "tuning_tol",
-    "oracle_metric",
-    "target_rep",
-)
+#: Keys a config may hold, with their meaning (shown when a key is unknown): the setup keys
+#: above and every option of :class:`RunOptions`, under its own name.
+CONFIG_KEYS = {**_SETUP_KEYS, **{name: option_summary(name) for name in OPTION_NAMES}}
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -64,7 +40,12 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
     Examples
     --------
-    >>> cfg = load_config("benchmarks/configs/simulation_grid.yaml")  # doctest: +SKIP
+    >>> import pathlib, tempfile, yaml
+    >>> cfg = {"learners": ["pca"], "aligners": ["egw"], "simulation": {"n_perturbations": 4}}
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "grid.yaml"
+    >>> _ = path.write_text(yaml.safe_dump(cfg))
+    >>> sorted(load_config(path))
+    ['aligners', 'learners', 'simulation']
 
     """
     import yaml
@@ -103,15 +84,17 @@ def prepare_dataset(mdata: Any, spec: dict[str, Any]) -> Any:
 
     Examples
     --------
-    >>> prepare_dataset(mdata, {"clr": {"adt": "clr"},
-    ...     "pca": {"adt": {"layer": "clr", "n_comps": 30, "key": "X_clr_pca"}}})  # doctest: +SKIP
+    >>> spec = {"clr": {"rna": "clr"},
+    ...         "pca": {"rna": {"layer": "clr", "n_comps": 5, "key": "X_clr"}}}
+    >>> prepare_dataset(mdata, spec)["rna"].obsm["X_clr"].shape[1]
+    5
 
     """
     from sklearn.decomposition import PCA
 
     for mod, layer in (spec.get("clr") or {}).items():
         adata = mdata.mod[mod]
-        counts = adata.layers["counts"] if "counts" in adata.layers else adata.X
+        counts = adata.layers[COUNTS_LAYER] if COUNTS_LAYER in adata.layers else adata.X
         adata.layers[str(layer)] = _cell_clr(counts)
     for mod, opts in (spec.get("pca") or {}).items():
         adata = mdata.mod[mod]
@@ -123,53 +106,7 @@ def prepare_dataset(mdata: Any, spec: dict[str, Any]) -> Any:
     return mdata
 
 
-def write_figures(
-    results: pd.DataFrame, folder: str | Path, metric: str, tuning: str | None = None
-) -> list[Path]:
-    """Grid (one panel per shared fraction, stacked) and sweep figures of a results table, as PNG.
-
-    Files: ``benchmark_grid_<metric>.png`` and, with several shared fractions,
-    ``benchmark_sweep_<metric>.png`` in ``folder``.
-
-    Examples
-    --------
-    >>> res = read_results("results.csv")  # doctest: +SKIP
-    >>> write_figures(res, "docs/benchmark", "foscttm_barycentric")  # doctest: +SKIP
-
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .. import pl
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    ok = results[results["status"] == "ok"]
-    fractions = sorted(pd.to_numeric(ok["shared_fraction"], errors="coerce").dropna().unique())
-    panels = fractions or [None]
-    n_l = ok["learner"].nunique()
-    n_a = ok["aligner"].nunique()
-    fig, axes = plt.subplots(
-        len(panels), 1, figsize=(1.5 + 0.9 * n_a, (1.4 + 0.55 * n_l) * len(panels)), squeeze=False
-    )
-    for ax, frac in zip(axes[:, 0], panels):
-        pl.benchmark(
-            results, metric, "grid", ax=ax, show=False, shared_fraction=frac, tuning=tuning
-        )
-    fig.tight_layout()
-    paths = [folder / f"benchmark_grid_{metric}.png"]
-    fig.savefig(paths[0], dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    if len(fractions) > 1:
-        fig = pl.benchmark(results, metric, "sweep", return_fig=True, tuning=tuning)
-        paths.append(folder / f"benchmark_sweep_{metric}.png")
-        fig.savefig(paths[1], dpi=110, bbox_inches="tight")
-        plt.close(fig)
-    return paths
-
-
+@doc_params(option_names=textwrap.fill(", ".join(f"``{n}``" for n in OPTION_NAMES), 88))
 def run_config(
     config_path: str | Path, out_csv: str | Path, dataset: str | Path | None = None
 ) -> pd.DataFrame:
@@ -181,14 +118,16 @@ def run_config(
     :func:`groove_sc.datasets.simulate`; ``paired=True`` is implied) or a ``dataset``
     (``{path: file.h5mu}`` with the truth column; a relative path is looked up from the
     working directory, then from the config's folder; ``clr`` and ``pca`` entries prepare it,
-    see :func:`prepare_dataset`). Optional keys: ``learner_kwargs``, ``variants`` (named
-    learner settings, see :func:`~groove_sc.benchmark.run_units`), ``aligner_kwargs``,
-    ``tuning``, ``source``, ``target``, ``groupby``, ``truth_key``, ``label_key``,
-    ``epsilon_factors``, ``cv_folds``, ``tuning_tol``, ``oracle_metric``, ``target_rep``,
-    ``tune_aligners``, ``tuning_criterion``, ``threads``, ``n_jobs`` and ``figures``
-    (``{dir, metrics, tuning}``: also write the grid and sweep plots of each metric).
-    Progress is printed; a failure in one combination is a row of the table, not the end of
-    the run.
+    see :func:`prepare_dataset`). Optional keys: ``variants`` (named learner settings, see
+    :func:`~groove_sc.benchmark.run_units`), ``threads``, ``n_jobs``, ``figures``
+    (``{dir, metrics, tuning}``: the grid and sweep plots of each metric, which
+    ``groove-sc benchmark`` writes after the run; see :func:`figure_requests`) and every
+    option of :class:`~groove_sc.benchmark.RunOptions` under its own name:
+
+    %(option_names)s
+
+    Progress is shown (see :func:`~groove_sc.benchmark.run`); a failure in one combination
+    is a row of the table, not the end of the run.
 
     Example file (``benchmarks/configs/simulation_grid.yaml`` holds the documented grid)::
 
@@ -223,62 +162,105 @@ def run_config(
 
     """
     cfg = load_config(config_path)
-    kwargs = {k: cfg[k] for k in _RUN_KEYS if k in cfg}
+    kwargs = {k: cfg[k] for k in (*OPTION_NAMES, "variants") if k in cfg}
     kwargs["n_jobs"] = int(cfg.get("n_jobs", 1))
     kwargs["threads"] = cfg.get("threads")
     seeds = [int(s) for s in cfg.get("seeds", (0, 1, 2))]
     t0 = time.perf_counter()
-    print(
-        f"[groove-sc benchmark] {len(cfg['learners'])} learners x {len(cfg['aligners'])} "
-        f"aligners, seeds {seeds}, results -> {out_csv}",
-        flush=True,
-    )
-    if "simulation" in cfg:
-        sim = dict(cfg["simulation"] or {})
-        fractions = sim.pop("shared_fractions", [sim.pop("shared_fraction", 0.5)])
-        kwargs["vary"] = sim.pop("vary", None)
-        results = run_sweep(
+    with show_progress():
+        logger.info(
+            "%d learners x %d aligners, seeds %s, results -> %s",
+            len(cfg["learners"]),
+            len(cfg["aligners"]),
+            seeds,
             out_csv,
-            cfg["learners"],
-            cfg["aligners"],
-            shared_fractions=[float(f) for f in fractions],
-            seeds=seeds,
-            simulation=sim,
-            **kwargs,
         )
-    else:
-        import mudata
-
-        spec = cfg["dataset"] if isinstance(cfg["dataset"], dict) else {"path": cfg["dataset"]}
-        path = Path(dataset if dataset is not None else spec["path"])
-        if not path.is_absolute() and not path.exists() and dataset is None:
-            path = Path(config_path).parent / path  # relative to the config file
-        if not path.exists():
-            raise FileNotFoundError(
-                f"Dataset '{path}' of benchmark config '{config_path}' does not exist; pass its "
-                "place with --dataset PATH (groove-sc benchmark) or dataset= (run_config)."
-            )
-        cache: dict[str, Any] = {}
-
-        def load(dataset: str, fraction: float | None, seed: int):
-            if "mdata" not in cache:
-                cache["mdata"] = prepare_dataset(mudata.read_h5mu(path), spec)
-            return cache["mdata"]
-
-        units = [(path.stem, None, s) for s in seeds]
-        results = run_units(out_csv, units, load, cfg["learners"], cfg["aligners"], **kwargs)
-    fig_cfg = cfg.get("figures")
-    if fig_cfg:
-        fig_cfg = {"dir": fig_cfg} if isinstance(fig_cfg, str) else dict(fig_cfg)
-        metrics = fig_cfg.get("metrics", fig_cfg.get("metric", "foscttm_barycentric"))
-        for metric in [metrics] if isinstance(metrics, str) else metrics:
-            for p in write_figures(results, fig_cfg["dir"], metric, fig_cfg.get("tuning")):
-                print(f"[groove-sc benchmark] wrote {p}", flush=True)
-    n_err = int((results["status"] == "error").sum())
-    n_skip = int((results["status"] == "skipped").sum())
-    print(
-        f"[groove-sc benchmark] done in {time.perf_counter() - t0:.0f} s: {len(results)} rows "
-        f"({n_skip} skipped, {n_err} errors) in {out_csv}",
-        flush=True,
-    )
+        if "simulation" in cfg:
+            results = _run_simulation(cfg, out_csv, seeds, kwargs)
+        else:
+            results = _run_dataset(cfg, config_path, dataset, out_csv, seeds, kwargs)
+        n_err = int((results["status"] == "error").sum())
+        n_skip = int((results["status"] == "skipped").sum())
+        logger.info(
+            "done in %.0f s: %d rows (%d skipped, %d errors) in %s",
+            time.perf_counter() - t0,
+            len(results),
+            n_skip,
+            n_err,
+            out_csv,
+        )
     return results
+
+
+def _run_simulation(
+    cfg: Mapping[str, Any], out_csv: str | Path, seeds: list[int], kwargs: dict[str, Any]
+) -> pd.DataFrame:
+    sim = dict(cfg["simulation"] or {})
+    fractions = sim.pop("shared_fractions", [sim.pop("shared_fraction", 0.5)])
+    vary = sim.pop("vary", None)
+    return run_sweep(
+        out_csv,
+        cfg["learners"],
+        cfg["aligners"],
+        shared_fractions=[float(f) for f in fractions],
+        seeds=seeds,
+        simulation=sim,
+        vary=vary,
+        **kwargs,
+    )
+
+
+def _run_dataset(
+    cfg: Mapping[str, Any],
+    config_path: str | Path,
+    dataset: str | Path | None,
+    out_csv: str | Path,
+    seeds: list[int],
+    kwargs: dict[str, Any],
+) -> pd.DataFrame:
+    import mudata
+
+    spec = cfg["dataset"] if isinstance(cfg["dataset"], dict) else {"path": cfg["dataset"]}
+    path = Path(dataset if dataset is not None else spec["path"])
+    if not path.is_absolute() and not path.exists() and dataset is None:
+        path = Path(config_path).parent / path  # relative to the config file
+    if not path.exists():
+        raise FileNotFoundError(
+            f"Dataset '{path}' of benchmark config '{config_path}' does not exist; pass its "
+            "place with --dataset PATH (groove-sc benchmark) or dataset= (run_config)."
+        )
+    cache: dict[str, Any] = {}
+
+    def load(dataset: str, fraction: float | None, seed: int):
+        if "mdata" not in cache:
+            cache["mdata"] = prepare_dataset(mudata.read_h5mu(path), spec)
+        return cache["mdata"]
+
+    units = [(path.stem, None, s) for s in seeds]
+    return run_units(out_csv, units, load, cfg["learners"], cfg["aligners"], **kwargs)
+
+
+def figure_requests(cfg: Mapping[str, Any]) -> list[tuple[Path, str, str | None]]:
+    """The plots a config's ``figures`` entry asks for: ``(folder, metric, tuning)`` each.
+
+    ``figures`` is a folder, or ``{dir, metrics (or metric), tuning}``; the default metric is
+    ``foscttm_barycentric``. ``groove-sc benchmark`` writes them after the run (with
+    :func:`groove_sc.pl.write_figures`).
+
+    Examples
+    --------
+    >>> figure_requests({"figures": {"dir": "fig", "metrics": ["trace", "foscttm_barycentric"]}})
+    [(PosixPath('fig'), 'trace', None), (PosixPath('fig'), 'foscttm_barycentric', None)]
+    >>> figure_requests({"figures": "fig"})
+    [(PosixPath('fig'), 'foscttm_barycentric', None)]
+    >>> figure_requests({})
+    []
+
+    """
+    spec = cfg.get("figures")
+    if not spec:
+        return []
+    spec = {"dir": spec} if isinstance(spec, str) else dict(spec)
+    metrics = spec.get("metrics", spec.get("metric", "foscttm_barycentric"))
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    return [(Path(spec["dir"]), metric, spec.get("tuning")) for metric in metrics]

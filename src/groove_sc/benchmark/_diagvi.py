@@ -31,8 +31,9 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
+from .._docs import doc_params
 from ._groove import infer_likelihoods, quiet_training
-from ._registry import register_learner
+from ._registry import LEARNER_DOCS, register_learner
 
 #: Likelihoods of ``DIAGVI.setup_anndata``.
 DIAGVI_LIKELIHOODS: tuple[str, ...] = (
@@ -73,8 +74,9 @@ def diagvi_unavailable() -> str | None:
     Examples
     --------
     >>> from groove_sc.benchmark import diagvi_unavailable
-    >>> diagvi_unavailable()  # doctest: +SKIP
-    'DIAGVI is not available: scvi-tools 1.4.2 has no scvi.external.DIAGVI ...'
+    >>> reason = diagvi_unavailable()
+    >>> reason is None or reason.startswith("DIAGVI is not available")
+    True
 
     """
     missing = []
@@ -263,7 +265,8 @@ def _quiet_callback():
     return _NoProgressBar()
 
 
-def fit_diagvi(
+@doc_params(**LEARNER_DOCS)
+def fit_diagvi(  # noqa: D417 (parameters from LEARNER_DOCS)
     mdata: MuData,
     key: str,
     *,
@@ -307,8 +310,7 @@ def fit_diagvi(
         Label column. With ``semi_supervised``, each modality gets DIAGVI's classifier of these
         labels on its latent (``labels_key``); missing labels become DIAGVI's unlabeled
         category. ``None``: unsupervised.
-    seed
-        scvi-tools seed (initialisation, data split, batches).
+    %(seed)s
     n_latent
         Latent dimensions.
     max_epochs
@@ -374,17 +376,54 @@ def fit_diagvi(
     reason = diagvi_unavailable()
     if reason is not None:
         raise ImportError(reason)
-    import scvi
-    from scvi.external import DIAGVI
-
     mods = _check_modalities(mdata)
     if latent not in ("mean", "sample"):
         raise ValueError(f"latent must be 'mean' or 'sample', got {latent!r}.")
-    for name, given in (("likelihoods", likelihoods), ("layers", layers),
-                        ("normalize_lib", normalize_lib)):  # fmt: skip
-        extra = sorted(set(given or {}) - set(mods))
+    given = {"likelihoods": likelihoods, "layers": layers, "normalize_lib": normalize_lib}
+    for name, per_mod in given.items():
+        extra = sorted(set(per_mod or {}) - set(mods))
         if extra:
             raise KeyError(f"{name} names {extra}, which are not modalities of mdata ({mods}).")
+    likelihoods, layers = _likelihoods_and_layers(mdata, mods, likelihoods, layers)
+    labels = groupby if semi_supervised else None
+    setup = _setup_arguments(mdata, mods, likelihoods, normalize_lib, labels, gmm_prior)
+    links = _guidance_links(feature_links, mods, {m: mdata.mod[m].var_names for m in mods})
+    adatas = {m: _model_input(mdata.mod[m], layers[m], labels) for m in mods}
+    fit = {
+        "max_epochs": max_epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "plan_kwargs": dict(plan_kwargs or {}),
+    }
+    model, z = _train(
+        adatas,
+        setup,
+        links,
+        int(seed),
+        fit,
+        dict(train_kwargs or {}),
+        latent,
+        verbose,
+        {"n_latent": n_latent, **model_kwargs},
+    )
+    for m in mods:
+        mdata.mod[m].obsm[key] = np.asarray(z[m], dtype=np.float32)
+    return {
+        "diagvi": model,
+        "likelihoods": likelihoods,
+        "layers": layers,
+        "feature_links": links,
+        "epochs": int(model.trainer.current_epoch),
+    }
+
+
+def _likelihoods_and_layers(
+    mdata: MuData,
+    mods: list[str],
+    likelihoods: Mapping[str, str] | None,
+    layers: Mapping[str, str | None] | None,
+) -> tuple[dict[str, str], dict[str, str | None]]:
+    """The given likelihoods and layers, completed by the guessed ones, and checked."""
     guessed_lik, guessed_layers = infer_likelihoods(mdata)
     guessed_lik = {m: "nb" if v == "bernoulli" else v for m, v in guessed_lik.items()}
     likelihoods = {**guessed_lik, **dict(likelihoods or {})}
@@ -399,71 +438,89 @@ def fit_diagvi(
             raise KeyError(
                 f"layer '{layers[m]}' is not in mdata['{m}'].layers ({list(mdata.mod[m].layers)})."
             )
+    return likelihoods, layers
+
+
+def _setup_arguments(
+    mdata: MuData,
+    mods: list[str],
+    likelihoods: dict[str, str],
+    normalize_lib: Mapping[str, bool] | None,
+    groupby: str | None,
+    gmm_prior: bool,
+) -> dict[str, dict[str, Any]]:
+    """Per modality, the arguments of ``DIAGVI.setup_anndata`` (labels: ``groupby``, checked)."""
     norm = {m: likelihoods[m] in _COUNT_LIKELIHOODS for m in mods}
     norm.update(dict(normalize_lib or {}))
-    use_labels = semi_supervised and groupby is not None
-    if use_labels:
+    if groupby is not None:
         for m in mods:
             if groupby not in mdata.mod[m].obs:
                 raise KeyError(
                     f"groupby='{groupby}' is not a column of mdata['{m}'].obs "
                     f"({list(mdata.mod[m].obs.columns)})."
                 )
+    return {
+        m: {
+            "labels_key": _LABEL_COLUMN if groupby is not None else None,
+            "likelihood": likelihoods[m],
+            "normalize_lib": bool(norm[m]),
+            "gmm_prior": gmm_prior,
+            "unlabeled_category": _UNLABELED,
+        }
+        for m in mods
+    }
 
-    var_names = {m: mdata.mod[m].var_names for m in mods}
+
+def _guidance_links(
+    feature_links: Any, mods: list[str], var_names: dict[str, pd.Index]
+) -> pd.DataFrame:
+    """The guidance graph's cross-modality pairs (see ``feature_links`` of :func:`fit_diagvi`)."""
     if isinstance(feature_links, str):
         if feature_links != "names":
             raise ValueError(
                 f"feature_links must be 'names', None, a DataFrame, a dict or a sequence of "
                 f"pairs; got {feature_links!r}."
             )
-        links = link_features(var_names[mods[0]], var_names[mods[1]], modalities=tuple(mods))
-    elif feature_links is None:
-        links = pd.DataFrame(columns=mods, dtype=str)
-    else:
-        links = _user_links(feature_links, mods, var_names)
+        return link_features(var_names[mods[0]], var_names[mods[1]], modalities=tuple(mods))
+    if feature_links is None:
+        return pd.DataFrame(columns=mods, dtype=str)
+    return _user_links(feature_links, mods, var_names)
 
-    adatas = {
-        m: _model_input(mdata.mod[m], layers[m], groupby if use_labels else None) for m in mods
-    }
+
+def _train(
+    adatas: dict[str, ad.AnnData],
+    setup: dict[str, dict[str, Any]],
+    links: pd.DataFrame,
+    seed: int,
+    fit: dict[str, Any],
+    train_kwargs: dict[str, Any],
+    latent: str,
+    verbose: bool,
+    model_kwargs: dict[str, Any],
+) -> tuple[Any, dict[str, np.ndarray]]:
+    """Set up, train and embed DIAGVI (quiet unless ``verbose``); the model and the latents.
+
+    ``fit`` holds :func:`fit_diagvi`'s own training arguments, ``train_kwargs`` the user's
+    further ones (a key in both is an error, as in a direct ``DIAGVI.train`` call).
+    """
+    import scvi
+    from scvi.external import DIAGVI
+
     quiet = contextlib.nullcontext() if verbose else quiet_training()
     sink = io.StringIO()
     with quiet, contextlib.redirect_stdout(sys.stdout if verbose else sink):
-        scvi.settings.seed = int(seed)
-        for m in mods:
-            DIAGVI.setup_anndata(
-                adatas[m],
-                labels_key=_LABEL_COLUMN if use_labels else None,
-                likelihood=likelihoods[m],
-                normalize_lib=bool(norm[m]),
-                gmm_prior=gmm_prior,
-                unlabeled_category=_UNLABELED,
-            )
+        scvi.settings.seed = seed
+        for m, adata in adatas.items():
+            DIAGVI.setup_anndata(adata, **setup[m])
         graph = DIAGVI.construct_custom_guidance_graph(adatas, links)
-        model = DIAGVI(adatas, guidance_graph=graph, n_latent=n_latent, **model_kwargs)
-        kwargs = dict(train_kwargs or {})
+        model = DIAGVI(adatas, guidance_graph=graph, **model_kwargs)
         if not verbose:
-            kwargs["callbacks"] = [*kwargs.get("callbacks", []), _quiet_callback()]
-        model.train(
-            max_epochs=max_epochs,
-            lr=lr,
-            batch_size=batch_size,
-            plan_kwargs=dict(plan_kwargs or {}),
-            **kwargs,
-        )
+            callbacks = [*train_kwargs.get("callbacks", []), _quiet_callback()]
+            train_kwargs = {**train_kwargs, "callbacks": callbacks}
+        model.train(**fit, **train_kwargs)
         if latent == "mean":
-            z = _posterior_means(model, adatas)
-        else:
-            z = model.get_latent_representation()
-    for m in mods:
-        mdata.mod[m].obsm[key] = np.asarray(z[m], dtype=np.float32)
-    return {
-        "diagvi": model,
-        "likelihoods": likelihoods,
-        "layers": layers,
-        "feature_links": links,
-        "epochs": int(model.trainer.current_epoch),
-    }
+            return model, _posterior_means(model, adatas)
+        return model, model.get_latent_representation()
 
 
 @register_learner(
@@ -473,19 +530,12 @@ def fit_diagvi(
     "Sinkhorn alignment, semi-supervised with the labels",
     availability=diagvi_unavailable,
 )
-def diagvi(mdata: MuData, key: str, *, groupby: str | None, seed: int, **kwargs: Any):
+def diagvi(mdata: MuData, key: str, *, groupby: str | None, seed: int, **kwargs: Any):  # noqa: D417 (parameters from LEARNER_DOCS)
     """DIAGVI, the scvi-tools peer (see :func:`fit_diagvi` for the keyword arguments).
 
     Parameters
     ----------
-    mdata
-        MuData with the two modalities (the benchmark's truth-free view).
-    key
-        ``obsm`` key written in both modalities.
-    groupby
-        Label column (DIAGVI's ``labels_key``).
-    seed
-        Training seed.
+    %(learner_args)s
     **kwargs
         :func:`fit_diagvi`'s options, e.g. ``max_epochs``, ``n_latent``, ``layers``,
         ``likelihoods``, ``feature_links``.

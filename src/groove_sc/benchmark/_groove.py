@@ -17,7 +17,8 @@ from mudata import MuData
 
 from .._constants import COUNTS_LAYER
 from .._counts import guess_likelihood
-from ._registry import register_learner
+from .._docs import doc_params
+from ._registry import LEARNER_DOCS, register_learner
 
 #: Learner name -> (GROOVE options, description). Backtranslation stays on in the contrastive
 #: baselines so that they differ from ``groove`` in the contrastive term only.
@@ -57,8 +58,10 @@ def quiet_training() -> Iterator[None]:
 
     Examples
     --------
-    >>> with quiet_training():  # doctest: +SKIP
-    ...     model.train(max_epochs=5)
+    >>> import logging
+    >>> with quiet_training():
+    ...     logging.getLogger("lightning").isEnabledFor(logging.WARNING)
+    False
 
     """
     levels = {}
@@ -100,7 +103,8 @@ def infer_likelihoods(mdata: MuData) -> tuple[dict[str, str], dict[str, str | No
     return likelihoods, layers
 
 
-def fit_groove(
+@doc_params(**LEARNER_DOCS)
+def fit_groove(  # noqa: D417 (parameters from LEARNER_DOCS)
     mdata: MuData,
     key: str,
     *,
@@ -123,10 +127,8 @@ def fit_groove(
         MuData (registered here with ``perturbation_key=groupby``).
     key
         ``obsm`` key written in every modality (posterior means).
-    groupby
-        Label column (the perturbation).
-    seed
-        Training seed (data split, batches, initialisation).
+    %(groupby)s
+    %(seed)s
     contrastive, backtranslation
         GROOVE options (set by the variant).
     n_latent
@@ -146,8 +148,10 @@ def fit_groove(
 
     Examples
     --------
-    >>> info = fit_groove(mdata, "X_groove", groupby="perturbation", seed=0,
-    ...                   max_epochs=5)  # doctest: +SKIP
+    >>> info = fit_groove(mdata, "X_groove", groupby="perturbation", seed=0, max_epochs=1,
+    ...                   n_latent=4, n_hidden=16)
+    >>> info["likelihoods"], mdata["prot"].obsm["X_groove"].shape[1]
+    ({'rna': 'nb', 'prot': 'normal'}, 4)
 
     """
     from ..model import GROOVE

@@ -82,7 +82,10 @@ def fit_classifier(
 
     Examples
     --------
-    >>> net = fit_classifier(x, y, 5, seed=0)  # doctest: +SKIP
+    >>> x = np.random.default_rng(0).normal(size=(40, 3))
+    >>> net = fit_classifier(x, (x[:, 0] > 0).astype(int), 2, seed=0, max_epochs=2)
+    >>> net(torch.as_tensor(x, dtype=torch.float32)).shape
+    torch.Size([40, 2])
 
     """
     gen = torch.Generator().manual_seed(int(seed))
@@ -133,7 +136,7 @@ def fit_classifier(
     shared_space=True,
     description="propensity scores (Xi et al. 2024): per-modality MLP classifier of the label",
 )
-def propensity(
+def propensity(  # noqa: D417 (parameters from LEARNER_DOCS)
     mdata: MuData,
     key: str,
     *,
@@ -151,14 +154,7 @@ def propensity(
 
     Parameters
     ----------
-    mdata
-        MuData; each modality needs ``obs[groupby]``.
-    key
-        ``obsm`` key written in every modality.
-    groupby
-        Label column.
-    seed
-        Seed of initialisation, split and batches.
+    %(learner_args)s
     output
         ``"log_proba"`` (default; log-probabilities, which keep the within-group variation a
         confident classifier squeezes against 0 or 1) or ``"proba"`` (the softmax itself, as
@@ -172,7 +168,9 @@ def propensity(
 
     Examples
     --------
-    >>> propensity(mdata, "X_propensity", groupby="perturbation", seed=0)  # doctest: +SKIP
+    >>> info = propensity(mdata, "X_propensity", groupby="perturbation", seed=0, max_epochs=2)
+    >>> info["classes"], mdata["rna"].obsm["X_propensity"].shape[1]
+    (['control', 'pert0', 'pert1', 'pert2', 'pert3'], 5)
 
     """
     if groupby is None:

@@ -12,11 +12,30 @@ from typing import Any
 
 from mudata import MuData
 
+from .._docs import substitute
+
 #: ``func(mdata, key, *, groupby, seed, **kwargs) -> dict | None``.
 LearnerFunc = Callable[..., "dict[str, Any] | None"]
 
 #: ``availability() -> None`` when a learner can run here, else the reason it cannot.
 Availability = Callable[[], "str | None"]
+
+#: Docstring fragments of the arguments every learner function takes (``%(mdata)s``...,
+#: and all four as ``%(learner_args)s``); :func:`register_learner` fills them in.
+LEARNER_DOCS: dict[str, str] = {
+    "mdata": """mdata
+    MuData whose modalities are embedded; in the benchmark, its truth-free view (each
+    modality's data and ``obs[groupby]``, nothing else).""",
+    "key": """key
+    ``obsm`` key written in every modality.""",
+    "groupby": """groupby
+    Label column (the perturbation); learners that need labels raise without one.""",
+    "seed": """seed
+    Seed of the learner's random draws (initialisation, data split, batches).""",
+}
+LEARNER_DOCS["learner_args"] = "\n".join(
+    LEARNER_DOCS[k] for k in ("mdata", "key", "groupby", "seed")
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +64,7 @@ class Learner:
 
     Examples
     --------
-    >>> gs.benchmark.LEARNERS["pca"].shared_space  # doctest: +SKIP
+    >>> gs.benchmark.LEARNERS["pca"].shared_space
     False
 
     """
@@ -61,7 +80,7 @@ class Learner:
 
         Examples
         --------
-        >>> gs.benchmark.LEARNERS["pca"].unavailable_reason() is None  # doctest: +SKIP
+        >>> gs.benchmark.LEARNERS["pca"].unavailable_reason() is None
         True
 
         """
@@ -93,7 +112,10 @@ def register_learner(
     shared_space
         Whether the learner embeds all modalities in one shared space (see :class:`Learner`).
     description
-        One line; defaults to the first line of the function's docstring.
+        One line; defaults to the first line of the function's docstring. The docstring may
+        name the learner arguments' shared documentation, :data:`LEARNER_DOCS`
+        (``%(mdata)s``, ``%(key)s``, ``%(groupby)s``, ``%(seed)s`` or ``%(learner_args)s``
+        on a line of its own), which is filled in here.
     overwrite
         Replace an existing entry of the same name (otherwise an error).
     availability
@@ -103,25 +125,30 @@ def register_learner(
 
     Returns
     -------
-    The decorator; it returns the function unchanged.
+    The decorator; it returns the function itself (its docstring filled in).
 
     Examples
     --------
-    >>> import numpy as np
-    >>> @gs.benchmark.register_learner("first2", shared_space=False)  # doctest: +SKIP
+    >>> @gs.benchmark.register_learner("first2", shared_space=False)
     ... def first2(mdata, key, *, groupby, seed):
     ...     for m in mdata.mod:
-    ...         mdata[m].obsm[key] = np.asarray(mdata[m].X[:, :2])
-    >>> gs.benchmark.run(mdata, learners=["first2"], aligners=["egw"])  # doctest: +SKIP
+    ...         x = mdata[m].X[:, :2]
+    ...         mdata[m].obsm[key] = x.toarray() if hasattr(x, "toarray") else np.asarray(x)
+    >>> res = gs.benchmark.run(mdata, learners=["first2"], aligners=["egw"], seeds=[0])
+    >>> set(res["status"])
+    {'ok'}
+    >>> del gs.benchmark.LEARNERS["first2"]
 
     """
+    if name in LEARNERS and not overwrite:
+        raise ValueError(
+            f"A learner named '{name}' is already registered; pass overwrite=True to "
+            "replace it or pick another name."
+        )
 
     def decorate(func: LearnerFunc) -> LearnerFunc:
-        if name in LEARNERS and not overwrite:
-            raise ValueError(
-                f"A learner named '{name}' is already registered; pass overwrite=True to "
-                "replace it or pick another name."
-            )
+        if func.__doc__:
+            func.__doc__ = substitute(func.__doc__, LEARNER_DOCS)
         LEARNERS[name] = Learner(
             name=name,
             func=func,
@@ -152,8 +179,8 @@ def check_names(names: Iterable[str], registry: dict[str, Any], what: str) -> li
 
     Examples
     --------
-    >>> check_names(["pca"], LEARNERS, "learner")  # doctest: +SKIP
-    ['pca']
+    >>> check_names(["pca", "labels", "pca"], LEARNERS, "learner")
+    ['pca', 'labels']
 
     """
     if isinstance(names, str):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ._columns import NO_TUNING, lower_is_better
+from ._table import NO_TUNING, lower_is_better
 
 
 def summarize(
@@ -37,7 +37,13 @@ def summarize(
 
     Examples
     --------
-    >>> gs.benchmark.summarize(results, "trace").head()  # doctest: +SKIP
+    >>> res = pd.DataFrame({"learner": ["a", "a", "b", "b"], "aligner": "egw", "seed": [0, 1] * 2,
+    ...                     "tuning": "default", "metric": "trace", "status": "ok",
+    ...                     "value": [0.2, 0.4, 0.1, 0.1]})
+    >>> gs.benchmark.summarize(res, "trace", by=())
+      learner aligner  mean       std  n
+    0       a     egw   0.3  0.141421  2
+    1       b     egw   0.1  0.000000  2
 
     """
     keys = [c for c in by if c in results.columns]
@@ -77,7 +83,12 @@ def winners(
 
     Examples
     --------
-    >>> gs.benchmark.winners(results, "foscttm_barycentric")  # doctest: +SKIP
+    >>> res = pd.DataFrame({"learner": ["a", "a", "b", "b"], "aligner": "egw", "seed": [0, 1] * 2,
+    ...                     "tuning": "default", "metric": "trace", "status": "ok",
+    ...                     "value": [0.2, 0.4, 0.1, 0.1]})
+    >>> gs.benchmark.winners(res, "trace", by=())[["best", "best_mean", "second"]]
+          best  best_mean   second
+    0  a + egw        0.3  b + egw
 
     """
     summary = summarize(results, metric, tuning, by)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -12,9 +13,11 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
-from ._columns import COLUMNS
+from ._options import OPTION_NAMES
+from ._progress import logger, show_progress
 from ._registry import LEARNERS, check_names
 from ._run import run
+from ._table import COLUMNS
 
 #: Columns a sweep puts before :data:`COLUMNS`.
 SWEEP_COLUMNS = ["dataset", "shared_fraction"]
@@ -26,7 +29,8 @@ def read_results(path: str | Path) -> pd.DataFrame:
 
     Examples
     --------
-    >>> res = read_results("results.csv")  # doctest: +SKIP
+    >>> read_results("no_such_file.csv").columns[:4].tolist()
+    ['dataset', 'shared_fraction', 'learner', 'aligner']
 
     """
     path = Path(path)
@@ -59,51 +63,57 @@ def _append(path: Path, df: pd.DataFrame) -> None:
     df[SWEEP_COLUMNS + COLUMNS].to_csv(path, mode="a", header=header, index=False)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What every unit of a sweep shares."""
+
+    load: Callable[[str, float | None, int], MuData]
+    aligners: Sequence[str]
+    learner_kwargs: Mapping[str, Mapping[str, Any]]
+    variants: Mapping[str, Mapping[str, Any]]
+    start: float
+    progress: bool
+    threads: int | None
+    run_kwargs: Mapping[str, Any]
+
+
 def _run_unit(
+    plan: _Plan,
     unit: tuple[str, float | None, int],
     todo: Sequence[str],
-    load: Callable[[str, float | None, int], MuData],
-    aligners: Sequence[str],
-    learner_kwargs: Mapping[str, Mapping[str, Any]],
-    variants: Mapping[str, Mapping[str, Any]],
     where: str,
-    start: float,
-    progress: bool,
-    threads: int | None,
     append_to: Path | None,
-    run_kwargs: Mapping[str, Any],
 ) -> pd.DataFrame:
     """All pending learners of one unit; appends each learner's rows when ``append_to``."""
-    if threads:
+    if plan.threads:
         import torch
 
-        torch.set_num_threads(int(threads))
+        torch.set_num_threads(int(plan.threads))
     dataset, fraction, seed = unit
-    mdata = load(dataset, fraction, int(seed))
+    mdata = plan.load(dataset, fraction, int(seed))
     parts = []
-    for j, learner in enumerate(todo, 1):
-        if progress:
-            print(
-                f"[groove-sc benchmark] {where} learner {learner} ({j}/{len(todo)}), "
-                f"{time.time() - start:.0f} s elapsed",
-                flush=True,
+    with show_progress(plan.progress):
+        for j, learner in enumerate(todo, 1):
+            elapsed = time.time() - plan.start
+            logger.info(
+                "%s learner %s (%d/%d), %.0f s elapsed", where, learner, j, len(todo), elapsed
             )
-        base, kw = _resolve_learner(learner, learner_kwargs, variants)
-        res = run(
-            mdata,
-            [base],
-            aligners,
-            seeds=[int(seed)],
-            learner_kwargs={base: kw} if kw else None,
-            progress=progress,
-            **run_kwargs,
-        )
-        res["learner"] = learner
-        res.insert(0, "shared_fraction", np.nan if fraction is None else float(fraction))
-        res.insert(0, "dataset", dataset)
-        if append_to is not None:
-            _append(append_to, res)
-        parts.append(res)
+            base, kw = _resolve_learner(learner, plan.learner_kwargs, plan.variants)
+            res = run(
+                mdata,
+                [base],
+                plan.aligners,
+                seeds=[int(seed)],
+                learner_kwargs={base: kw} if kw else None,
+                progress=plan.progress,
+                **plan.run_kwargs,
+            )
+            res["learner"] = learner
+            res.insert(0, "shared_fraction", np.nan if fraction is None else float(fraction))
+            res.insert(0, "dataset", dataset)
+            if append_to is not None:
+                _append(append_to, res)
+            parts.append(res)
     return pd.concat(parts, ignore_index=True)
 
 
@@ -151,6 +161,38 @@ def check_variants(
     return out
 
 
+def _pending(
+    units: Sequence[tuple[str, float | None, int]],
+    learners: Sequence[str],
+    done: pd.DataFrame,
+    out_csv: Path,
+) -> list[tuple[tuple[str, float | None, int], list[str], str]]:
+    """Units with learners not yet in the results: ``(unit, learners to run, progress label)``."""
+    done_keys = _done(done)
+    jobs = []
+    for i, (dataset, fraction, seed) in enumerate(units, 1):
+        frac_key = -1.0 if fraction is None else round(float(fraction), _ROUND)
+        todo = [name for name in learners if (dataset, frac_key, int(seed), name) not in done_keys]
+        where = f"[{i}/{len(units)}] {dataset}" + (
+            "" if fraction is None else f" shared_fraction={fraction:g}"
+        )
+        where += f" seed={seed}"
+        if not todo:
+            logger.info("%s: already in %s, skipped", where, out_csv)
+            continue
+        jobs.append(((dataset, fraction, int(seed)), todo, where))
+    return jobs
+
+
+def _check_run_kwargs(run_kwargs: Mapping[str, Any]) -> None:
+    unknown = sorted(set(run_kwargs) - set(OPTION_NAMES))
+    if unknown:
+        raise TypeError(
+            f"{unknown} are not options of groove_sc.benchmark.run; the options passed on "
+            f"are {list(OPTION_NAMES)}."
+        )
+
+
 def run_units(
     out_csv: str | Path,
     units: Sequence[tuple[str, float | None, int]],
@@ -191,9 +233,10 @@ def run_units(
         Torch threads per process (default: leave as is); with ``n_jobs`` processes, ``threads``
         of 1 avoids oversubscribing the cores.
     progress
-        Print progress lines.
+        Show progress lines (see :func:`run`).
     **run_kwargs
-        Passed to :func:`run` (not ``seeds``: each unit runs its own seed).
+        Options of :class:`RunOptions` (``tuning``, ``groupby``...), passed to :func:`run`
+        (not ``seeds``: each unit runs its own seed).
 
     Returns
     -------
@@ -201,42 +244,41 @@ def run_units(
 
     Examples
     --------
-    >>> run_units("res.csv", [("sim", 0.5, 0)], load, ["pca"], ["egw"])  # doctest: +SKIP
+    >>> import tempfile
+    >>> def load(dataset, fraction, seed):
+    ...     return mdata
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     res = run_units(f"{tmp}/res.csv", [("sim", None, 0)], load, ["labels"], ["egw"],
+    ...                     progress=False)
+    >>> res[["dataset", "learner", "aligner"]].drop_duplicates().values.tolist()
+    [['sim', 'labels', 'latent'], ['sim', 'labels', 'egw']]
 
     """
     variants = check_variants(variants)
     learners = check_names(learners, {**LEARNERS, **variants}, "learner")
+    _check_run_kwargs(run_kwargs)
     out_csv = Path(out_csv)
-    done = _done(read_results(out_csv))
-    learner_kwargs = dict(learner_kwargs or {})
-    start = time.time()
-    jobs = []
-    for i, (dataset, fraction, seed) in enumerate(units, 1):
-        frac_key = -1.0 if fraction is None else round(float(fraction), _ROUND)
-        todo = [name for name in learners if (dataset, frac_key, int(seed), name) not in done]
-        where = f"[{i}/{len(units)}] {dataset}" + (
-            "" if fraction is None else f" shared_fraction={fraction:g}"
-        )
-        where += f" seed={seed}"
-        if not todo:
-            if progress:
-                print(f"[groove-sc benchmark] {where}: already in {out_csv}, skipped", flush=True)
-            continue
-        jobs.append(((dataset, fraction, int(seed)), todo, where))
-    common = (aligners, learner_kwargs, variants)
+    plan = _Plan(
+        load,
+        aligners,
+        dict(learner_kwargs or {}),
+        variants,
+        time.time(),
+        progress,
+        threads,
+        run_kwargs,
+    )
+    with show_progress(progress):
+        jobs = _pending(units, learners, read_results(out_csv), out_csv)
     if n_jobs == 1 or len(jobs) <= 1:
         for unit, todo, where in jobs:
-            _run_unit(unit, todo, load, *common, where, start, progress, threads, out_csv,
-                      run_kwargs)  # fmt: skip
+            _run_unit(plan, unit, todo, where, out_csv)
     else:
         from joblib import Parallel, delayed
 
         parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
         for res in parallel(
-            delayed(_run_unit)(
-                unit, todo, load, *common, where, start, progress, threads, None, run_kwargs
-            )  # fmt: skip
-            for unit, todo, where in jobs
+            delayed(_run_unit)(plan, unit, todo, where, None) for unit, todo, where in jobs
         ):
             _append(out_csv, res)
     return read_results(out_csv)
@@ -314,21 +356,23 @@ def run_sweep(
         argument to values (every combination, ``{"label_noise": [0, 0.2]}``) or a list of
         settings (``[{"n_perturbations": 200, "cells_per_perturbation": 10}, ...]``). Rows carry
         ``dataset="simulate[label_noise=0.2]"``; without ``vary``, ``dataset="simulate"``.
-    progress
-        Print progress lines.
-    **run_kwargs
-        Passed to :func:`run` (``learner_kwargs``, ``aligner_kwargs``, ``tuning``...).
+    progress, **run_kwargs
+        As in :func:`run_units` (``variants``, ``n_jobs``, ``threads``, ``learner_kwargs``,
+        ``aligner_kwargs``, ``tuning`` and the other options of :class:`RunOptions`).
 
     Returns
     -------
-    The whole results file after the sweep.
+    The whole results file after the sweep, as :func:`read_results` reads it.
 
     Examples
     --------
-    >>> res = gs.benchmark.run_sweep(
-    ...     "sweep.csv", ["pca", "groove"], ["leot", "egw"], shared_fractions=[0.2, 0.8],
-    ...     seeds=[0], simulation={"n_perturbations": 8},
-    ...     learner_kwargs={"groove": {"max_epochs": 20}})  # doctest: +SKIP
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     res = gs.benchmark.run_sweep(
+    ...         f"{tmp}/sweep.csv", ["labels"], ["egw"], shared_fractions=[0.2, 0.8], seeds=[0],
+    ...         simulation={"n_perturbations": 3, "cells_per_perturbation": 10}, progress=False)
+    >>> sorted(set(res["shared_fraction"]))
+    [0.2, 0.8]
 
     """
     from ..datasets import simulate

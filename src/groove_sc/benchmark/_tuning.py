@@ -33,15 +33,21 @@ and exists only to measure how much the truth-free choice loses.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from mudata import MuData
 
 from .._labels import label_codes
-from ..tl._aligners._auto_epsilon import choose_truth_free  # noqa: F401 (re-export)
+from ..tl._aligners._auto_epsilon import choose_truth_free
 from ..tl._aligners._auto_epsilon import projection_auc as _projection_auc
+from ._table import lower_is_better
+from ._views import dense
+
+if TYPE_CHECKING:
+    from ._alignment import Alignment, Scored
 
 #: Name of the temporary label column holding merged groups during cross-validation.
 CV_COLUMN = "_groove_cv_group"
@@ -64,9 +70,6 @@ def candidate_epsilons(default: float, factors: Sequence[float]) -> list[float]:
     if not values:
         raise ValueError(f"epsilon factors must hold positive numbers, got {list(factors)}.")
     return values
-
-
-_codes = label_codes
 
 
 def label_agreement(
@@ -97,13 +100,14 @@ def label_agreement(
 
     Examples
     --------
-    >>> ls, lt = (mdata[m].obs["perturbation"] for m in ("rna", "prot"))  # doctest: +SKIP
-    >>> label_agreement(P, ls, lt)  # doctest: +SKIP
+    >>> P = sp.identity(3, format="csr") / 3
+    >>> round(label_agreement(P, pd.Series(["a", "a", "b"]), pd.Series(["a", "b", "b"])), 3)
+    0.4
 
     """
     names = pd.Index(sorted(set(source_labels.dropna().astype(str))))
-    s = _codes(source_labels, names)
-    t = _codes(target_labels, names)
+    s = label_codes(source_labels, names)
+    t = label_codes(target_labels, names)
     nb = 1
     if source_blocks is None:
         source_blocks = np.zeros(len(s), dtype=np.int64)
@@ -167,12 +171,15 @@ def projection_auc(
 
     Examples
     --------
-    >>> projection_auc(P, x_prot, ls, lt)  # doctest: +SKIP
+    >>> labels = pd.Series(["a", "a", "b", "b"])
+    >>> y = np.array([[0.0], [0.1], [5.0], [5.1]])
+    >>> projection_auc(sp.identity(4, format="csr"), y, labels, labels)
+    1.0
 
     """
     names = pd.Index(sorted(set(source_labels.dropna().astype(str))))
-    s = _codes(source_labels, names)
-    t = _codes(target_labels, names)
+    s = label_codes(source_labels, names)
+    t = label_codes(target_labels, names)
     if source_blocks is None:
         source_blocks = np.zeros(len(s), dtype=np.int64)
         target_blocks = np.zeros(len(t), dtype=np.int64)
@@ -191,8 +198,8 @@ def merge_folds(groups: Sequence[str], n_folds: int, seed: int) -> list[dict[str
 
     Examples
     --------
-    >>> merge_folds(["a", "b", "c", "d"], n_folds=2, seed=0)  # doctest: +SKIP
-    [{'c': 'c|a', 'a': 'c|a'}, {'d': 'd|b', 'b': 'd|b'}]
+    >>> merge_folds(["a", "b", "c", "d"], n_folds=2, seed=0)
+    [{'c': 'c|a', 'a': 'c|a'}, {'b': 'b|d', 'd': 'b|d'}]
 
     """
     groups = sorted(str(g) for g in groups)
@@ -256,7 +263,11 @@ def heldout_group_score(
 
     Examples
     --------
-    >>> heldout_group_score(align_at, ls, lt, set_cv, labeled=True)  # doctest: +SKIP
+    >>> labels = pd.Series(["a", "a", "b", "b"])
+    >>> def align_at(groupby):  # a coupling that keeps every cell in its group
+    ...     return sp.csr_matrix(np.kron(np.eye(2), np.ones((2, 2))) / 8)
+    >>> heldout_group_score(align_at, labels, labels, print, labeled=False, criterion="mass")
+    1.0
 
     """
     if criterion not in ("barycentric", "mass"):
@@ -283,7 +294,7 @@ def heldout_group_score(
 
         def block_of(labels: pd.Series, mapping=mapping, blocks=blocks) -> np.ndarray:
             merged = labels.astype("object").map(mapping)
-            return _codes(merged, blocks)
+            return label_codes(merged, blocks)
 
         scores.append(score(P, block_of(source_labels), block_of(target_labels)))
     scores = [s for s in scores if np.isfinite(s)]
@@ -307,3 +318,104 @@ def choose_oracle(
     v = np.where(np.isfinite(v), v, np.inf if lower_is_better else -np.inf)
     best = v.min() if lower_is_better else v.max()
     return float(max(c for c, x in zip(candidates, v) if x == best))
+
+
+def tuned_scores(alignment: Alignment, tuning: str, seed: int) -> Scored:
+    """Scores, seconds and relative epsilon of one tuning mode of an alignment.
+
+    ``"default"`` aligns at the aligner's default epsilon (or ``aligner_kwargs``'s);
+    ``"truth_free"`` picks a candidate by :func:`heldout_group_score`, ``"oracle"`` by the
+    truth-based ``oracle_metric`` (:func:`choose_oracle`). The seconds of a tuned row are the
+    cost of the whole procedure: the held-out-group alignments plus the final one
+    (truth-free), or every candidate's alignment (oracle). Aligners without an epsilon, or not
+    in ``tune_aligners``, keep their default row.
+
+    Examples
+    --------
+    >>> from groove_sc.benchmark._alignment import Alignment
+    >>> from groove_sc.benchmark._options import RunOptions
+    >>> from groove_sc.benchmark._views import blind_view
+    >>> blind = blind_view(mdata, ["rna", "prot"], "perturbation")
+    >>> _ = gs.benchmark.LEARNERS["labels"](blind, "X_labels", groupby="perturbation", seed=0)
+    >>> cell = Alignment(RunOptions(source="rna", target="prot"), blind, mdata, "X_labels", "leot")
+    >>> default = tuned_scores(cell, "default", seed=0)[2]
+    >>> tuned = tuned_scores(cell, "truth_free", seed=0)[2]
+    >>> any(np.isclose(tuned, default * f) for f in DEFAULT_EPSILON_FACTORS)
+    True
+
+    """
+    opts = alignment.options
+    untuned = opts.tune_aligners is not None and alignment.aligner not in opts.tune_aligners
+    if tuning == "default" or untuned:
+        return alignment.scores(alignment.fixed_epsilon)
+    default = alignment.scores(None)[2]
+    if not np.isfinite(default):
+        return alignment.scores(None)
+    candidates = candidate_epsilons(default, opts.epsilon_factors)
+    choose = _truth_free_choice if tuning == "truth_free" else _oracle_choice
+    chosen, cost = choose(alignment, candidates, seed)
+    if not np.isfinite(chosen):
+        raise RuntimeError(f"no candidate epsilon of {candidates} could be scored.")
+    scores, seconds, eps_rel = alignment.scores(chosen)
+    return scores, (cost + seconds if tuning == "truth_free" else cost), eps_rel
+
+
+def _truth_free_choice(
+    alignment: Alignment, candidates: list[float], seed: int
+) -> tuple[float, float]:
+    """The truth-free candidate and the seconds of its held-out-group alignments."""
+    opts = alignment.options
+    if opts.groupby is None:
+        raise ValueError("truth-free tuning needs labels (groupby).")
+    alignment.spent, scores = 0.0, []
+    for epsilon in candidates:
+        try:
+            scores.append(_heldout_score(alignment, epsilon, seed))
+        except Exception:  # noqa: BLE001 - a failing candidate is just not chosen
+            scores.append(np.nan)
+    return choose_truth_free(candidates, scores, opts.tuning_tol), alignment.spent
+
+
+def _oracle_choice(alignment: Alignment, candidates: list[float], seed: int) -> tuple[float, float]:
+    """The oracle candidate and the seconds of every candidate's alignment."""
+    metric = alignment.options.oracle_metric
+    values, cost = [], 0.0
+    for epsilon in candidates:
+        try:
+            res, seconds, _ = alignment.scores(epsilon)
+            values.append(res.get(metric, np.nan))
+            cost += seconds
+        except Exception:  # noqa: BLE001 - a failing candidate is just not chosen
+            values.append(np.nan)
+    return choose_oracle(candidates, values, lower_is_better(metric)), cost
+
+
+def _heldout_score(alignment: Alignment, epsilon: float, seed: int) -> float:
+    """:func:`heldout_group_score` of one candidate epsilon, on the alignment's blind view."""
+    opts, blind = alignment.options, alignment.blind
+    mods = (opts.source, opts.target)
+    labels = {m: blind.mod[m].obs[opts.groupby] for m in mods}
+    return heldout_group_score(
+        lambda groupby: alignment.coupling(epsilon, groupby),
+        labels[opts.source],
+        labels[opts.target],
+        lambda mapping: _set_cv_labels(blind, mods, opts.groupby, mapping),
+        labeled=alignment.groupby is not None,
+        n_folds=opts.cv_folds,
+        seed=seed,
+        criterion=opts.tuning_criterion,
+        y_target=dense(blind.mod[opts.target].X),
+    )
+
+
+def _set_cv_labels(
+    blind: MuData, mods: Sequence[str], groupby: str, mapping: dict[str, str] | None
+) -> None:
+    """Write (``mapping``) or remove (``None``) the merged-group column :data:`CV_COLUMN`."""
+    for m in mods:
+        obs = blind.mod[m].obs
+        if mapping is None:
+            obs.drop(columns=CV_COLUMN, inplace=True, errors="ignore")
+        else:
+            merged = obs[groupby].astype("object").map(mapping)
+            obs[CV_COLUMN] = pd.Categorical(merged)

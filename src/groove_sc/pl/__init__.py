@@ -8,7 +8,7 @@ Examples
 
 """
 
-from ._benchmark import benchmark
+from ._benchmark import benchmark, write_figures
 from ._matching import group_mass, matching, partner_spread
 
-__all__ = ["benchmark", "group_mass", "matching", "partner_spread"]
+__all__ = ["benchmark", "group_mass", "matching", "partner_spread", "write_figures"]

@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..benchmark._columns import NO_TUNING, lower_is_better
+from ..benchmark._table import NO_TUNING, lower_is_better
 from ._utils import finish, get_axes
 
 
@@ -195,8 +195,13 @@ def benchmark(
 
     Examples
     --------
-    >>> res = gs.benchmark.run(mdata, ["pca", "groove"], ["leot", "egw"])  # doctest: +SKIP
-    >>> gs.pl.benchmark(res, metric="foscttm_barycentric")  # doctest: +SKIP
+    >>> res = gs.benchmark.run(mdata, ["pca", "labels"], ["leot", "egw"], seeds=[0])
+    >>> ax = gs.pl.benchmark(res, metric="foscttm_barycentric", show=False)
+    >>> [t.get_text() for t in ax.get_xticklabels()]
+    ['egw', 'leot']
+
+    With ``run_sweep`` results, ``kind="sweep"`` draws the metric against ``shared_fraction``:
+
     >>> gs.pl.benchmark(sweep, metric="trace", kind="sweep", show=False)  # doctest: +SKIP
 
     """
@@ -211,3 +216,61 @@ def benchmark(
     else:
         raise ValueError(f"kind must be 'grid' or 'sweep', got {kind!r}.")
     return finish(fig, ax, f"benchmark_{kind}", show=show, return_fig=return_fig, save=save)
+
+
+def write_figures(
+    results: pd.DataFrame, folder: str | Path, metric: str, tuning: str | None = None
+) -> list[Path]:
+    """Grid (one panel per shared fraction, stacked) and sweep figures of a results table, as PNG.
+
+    Files: ``benchmark_grid_<metric>.png`` and, with several shared fractions,
+    ``benchmark_sweep_<metric>.png`` in ``folder`` (created). ``groove-sc benchmark`` writes
+    them for a config's ``figures`` entry.
+
+    Parameters
+    ----------
+    results
+        Table from :func:`groove_sc.benchmark.run`, ``run_sweep`` or ``run_config``.
+    folder
+        Where the files go.
+    metric, tuning
+        As in :func:`benchmark`.
+
+    Returns
+    -------
+    The paths written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> res = gs.benchmark.run(mdata, ["labels"], ["leot", "egw"], seeds=[0])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     [p.name for p in write_figures(res, tmp, "trace")]
+    ['benchmark_grid_trace.png']
+
+    """
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ok = results[results["status"] == "ok"]
+    frac = ok["shared_fraction"] if "shared_fraction" in ok else pd.Series(dtype=float)
+    fractions = sorted(pd.to_numeric(frac, errors="coerce").dropna().unique())
+    panels = fractions or [None]
+    n_l = ok["learner"].nunique()
+    n_a = ok["aligner"].nunique()
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(1.5 + 0.9 * n_a, (1.4 + 0.55 * n_l) * len(panels)), squeeze=False
+    )
+    for ax, frac in zip(axes[:, 0], panels):
+        benchmark(results, metric, "grid", ax=ax, show=False, shared_fraction=frac, tuning=tuning)
+    fig.tight_layout()
+    paths = [folder / f"benchmark_grid_{metric}.png"]
+    fig.savefig(paths[0], dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    if len(fractions) > 1:
+        fig = benchmark(results, metric, "sweep", return_fig=True, tuning=tuning)
+        paths.append(folder / f"benchmark_sweep_{metric}.png")
+        fig.savefig(paths[1], dpi=110, bbox_inches="tight")
+        plt.close(fig)
+    return paths
