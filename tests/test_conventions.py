@@ -43,6 +43,7 @@ POSITIONAL = {
     "pl.group_mass": ("mdata", "coupling_key", "groupby"),
     "pl.partner_spread": ("mdata", "coupling_key", "groupby"),
     "pl.benchmark": ("results", "metric", "kind", "ax", "show", "return_fig", "save"),
+    "pl.write_figures": ("results", "folder", "metric"),
     "metrics.foscttm": ("x", "y"),
     "metrics.foscttm_per_cell": ("x", "y"),
     "metrics.latent_foscttm": ("mdata", "use_rep", "source", "target", "truth_key"),

@@ -383,7 +383,7 @@ def run_benchmark(config: str | Path, out: str | Path, dataset: str | Path | Non
     with _progress_on_stdout():
         results = run_config(config, out, dataset=dataset)
         for folder, metric, tuning in figure_requests(load_config(config)):
-            for path in write_figures(results, folder, metric, tuning):
+            for path in write_figures(results, folder, metric, tuning=tuning):
                 logger.info("wrote %s", path)
     return results
 

@@ -219,7 +219,7 @@ def benchmark(
 
 
 def write_figures(
-    results: pd.DataFrame, folder: str | Path, metric: str, tuning: str | None = None
+    results: pd.DataFrame, folder: str | Path, metric: str, *, tuning: str | None = None
 ) -> list[Path]:
     """Grid (one panel per shared fraction, stacked) and sweep figures of a results table, as PNG.
 
