@@ -164,17 +164,15 @@ COOT_OPTIONS = (
     OptionGroup(Inner(), docs.INNER),
     OptionGroup(Storage(), docs.storage("sample cost")),
 )
-#: The registry entries of the COOT aligners.
+#: The registry entries of the COOT aligners, and their one-line descriptions.
 COOT = {"default_epsilon": DEFAULT_EPSILON, "shared_rep": False}
+DESCRIPTION = {
+    "coot": "entropic co-optimal transport over all cells (dense)",
+    "cootl": "labeled entropic COOT: sample plan within groups, one shared feature plan",
+}
 
 
-@register_aligner(
-    "coot",
-    labels="ignored",
-    dense=True,
-    description="entropic co-optimal transport over all cells (dense)",
-    **COOT,
-)
+@register_aligner("coot", labels="ignored", dense=True, description=DESCRIPTION["coot"], **COOT)
 @aligner_options(*COOT_OPTIONS)
 def coot(problem: AlignProblem, *options: Any) -> AlignResult:
     """Unlabeled entropic COOT between each modality's own representation (uniform weights).
@@ -193,12 +191,7 @@ def coot(problem: AlignProblem, *options: Any) -> AlignResult:
     return solve_coot(problem, problem.layout(), np.ones(1), *options)
 
 
-@register_aligner(
-    "cootl",
-    labels="required",
-    description="labeled entropic COOT: sample plan within groups, one shared feature plan",
-    **COOT,
-)
+@register_aligner("cootl", labels="required", description=DESCRIPTION["cootl"], **COOT)
 @aligner_options(*COOT_OPTIONS, OptionGroup(Grouping(), docs.GROUP_WEIGHTS))
 def cootl(
     problem: AlignProblem,

@@ -246,8 +246,14 @@ GW_OPTIONS = (
     OptionGroup(Storage(), docs.storage("linearised cost")),
 )
 GROUPING = OptionGroup(Grouping(), docs.GROUP_WEIGHTS)
-#: The registry entries of the GW aligners.
+#: The registry entries of the GW aligners, and their one-line descriptions.
 GW = {"default_epsilon": DEFAULT_EPSILON, "shared_rep": False}
+DESCRIPTION = {
+    "egw": "entropic Gromov-Wasserstein, one independent problem per group",
+    "egw_all": "entropic Gromov-Wasserstein over all cells (dense)",
+    "egwl": "labeled entropic GW: one joint problem, support restricted to same-group pairs",
+    "fgw": "entropic fused GW, per group (over all cells with groupby=None)",
+}
 
 
 def _grouped(
@@ -265,12 +271,7 @@ def _grouped(
     return solve_gw(problem, layout, mass, outer, inner, storage, joint=joint)
 
 
-@register_aligner(
-    "egw",
-    labels="required",
-    description="entropic Gromov-Wasserstein, one independent problem per group",
-    **GW,
-)
+@register_aligner("egw", labels="required", description=DESCRIPTION["egw"], **GW)
 @aligner_options(*GW_OPTIONS, GROUPING)
 def egw(problem: AlignProblem, *options: Any) -> AlignResult:
     """Entropic GW per group: each group is an independent unit-mass problem, then scaled.
@@ -288,13 +289,7 @@ def egw(problem: AlignProblem, *options: Any) -> AlignResult:
     return _grouped(problem, *options, joint=False)
 
 
-@register_aligner(
-    "egw_all",
-    labels="ignored",
-    dense=True,
-    description="entropic Gromov-Wasserstein over all cells (dense)",
-    **GW,
-)
+@register_aligner("egw_all", labels="ignored", dense=True, description=DESCRIPTION["egw_all"], **GW)
 @aligner_options(*GW_OPTIONS)
 def egw_all(problem: AlignProblem, *options: Any) -> AlignResult:
     """Unlabeled entropic GW over all cells, uniform marginals (dense ``n x m`` plan).
@@ -309,12 +304,7 @@ def egw_all(problem: AlignProblem, *options: Any) -> AlignResult:
     return solve_gw(problem, problem.layout(), np.ones(1), *options, joint=True)
 
 
-@register_aligner(
-    "egwl",
-    labels="required",
-    description="labeled entropic GW: one joint problem, support restricted to same-group pairs",
-    **GW,
-)
+@register_aligner("egwl", labels="required", description=DESCRIPTION["egwl"], **GW)
 @aligner_options(*GW_OPTIONS, GROUPING)
 def egwl(problem: AlignProblem, *options: Any) -> AlignResult:
     """Labeled entropic GW: the GW objective over all cells, plans restricted to same-group pairs.
@@ -333,13 +323,7 @@ def egwl(problem: AlignProblem, *options: Any) -> AlignResult:
     return _grouped(problem, *options, joint=True)
 
 
-@register_aligner(
-    "fgw",
-    labels="optional",
-    dense=True,
-    description="entropic fused GW, per group (over all cells with groupby=None)",
-    **GW,
-)
+@register_aligner("fgw", labels="optional", dense=True, description=DESCRIPTION["fgw"], **GW)
 @aligner_options(OptionGroup(Fused(), docs.FUSED), *GW_OPTIONS, GROUPING)
 def fgw(
     problem: AlignProblem,

@@ -154,20 +154,20 @@ def _pot_chunk(
     return plan
 
 
+#: The registry entries of the linear aligners, and their one-line descriptions.
+LINEAR = {"default_epsilon": DEFAULT_EPSILON, "shared_rep": True}
+DESCRIPTION = {
+    "leot": "entropic OT on a shared latent within each group (block-diagonal)",
+    "eot": "entropic OT on a shared latent over all cells (dense)",
+    "uot": "unbalanced entropic OT on a shared latent within each group",
+}
 #: The options of the balanced linear aligners (``leot`` adds its group weights).
 SINKHORN = OptionGroup(Sinkhorn(tol=1e-4, max_iter=10_000), docs.SINKHORN)
 STORAGE = OptionGroup(Storage(), docs.storage())
 SOLVER = OptionGroup(PotSolver(), docs.SOLVER)
-#: The registry entries of the linear aligners.
-LINEAR = {"default_epsilon": DEFAULT_EPSILON, "shared_rep": True}
 
 
-@register_aligner(
-    "leot",
-    labels="required",
-    description="entropic OT on a shared latent within each group (block-diagonal)",
-    **LINEAR,
-)
+@register_aligner("leot", labels="required", description=DESCRIPTION["leot"], **LINEAR)
 @aligner_options(SINKHORN, STORAGE, SOLVER, OptionGroup(Grouping(), docs.LEOT_GROUP_WEIGHTS))
 def leot(
     problem: AlignProblem,
@@ -196,13 +196,7 @@ def leot(
     return result
 
 
-@register_aligner(
-    "eot",
-    labels="ignored",
-    dense=True,
-    description="entropic OT on a shared latent over all cells (dense)",
-    **LINEAR,
-)
+@register_aligner("eot", labels="ignored", dense=True, description=DESCRIPTION["eot"], **LINEAR)
 @aligner_options(SINKHORN, STORAGE, SOLVER)
 def eot(
     problem: AlignProblem, sinkhorn: Sinkhorn, storage: Storage, solver: PotSolver
@@ -223,12 +217,7 @@ def eot(
     return _solve_linear(problem, layout, layout.cell_masses(np.ones(1)), sinkhorn, storage, solver)
 
 
-@register_aligner(
-    "uot",
-    labels="required",
-    description="unbalanced entropic OT on a shared latent within each group",
-    **LINEAR,
-)
+@register_aligner("uot", labels="required", description=DESCRIPTION["uot"], **LINEAR)
 @aligner_options(
     OptionGroup(Unbalanced(), docs.UNBALANCED), STORAGE, OptionGroup(Solver(), docs.UOT_SOLVER)
 )

@@ -156,6 +156,11 @@ def aligner_options(
     Its docstring is the body's with a Parameters section (``problem`` and each group's docs)
     inserted before the Examples section.
 
+    Parameters
+    ----------
+    *groups
+        The option groups, in signature order.
+
     Examples
     --------
     >>> @aligner_options(OptionGroup(Inner(), "inner_tol\n    T.\ninner_max_iter\n    N."))
@@ -170,21 +175,8 @@ def aligner_options(
     Inner(inner_tol=1e-06, inner_max_iter=10000)
     >>> list(inspect.signature(show).parameters)
     ['problem', 'inner_tol', 'inner_max_iter']
-    >>> print(show.__doc__)
-    Show the options.
-    <BLANKLINE>
-        Parameters
-        ----------
-        problem
-            Prepared by :func:`groove_sc.tl.align`.
-        inner_tol
-            T.
-        inner_max_iter
-            N.
-    <BLANKLINE>
-        Examples
-        --------
-    <BLANKLINE>
+    >>> [line.strip() for line in show.__doc__.splitlines()][2:7]
+    ['Parameters', '----------', 'problem', 'Prepared by :func:`groove_sc.tl.align`.', 'inner_tol']
 
     """
     signature = _signature(groups)
