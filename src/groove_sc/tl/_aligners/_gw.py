@@ -169,7 +169,7 @@ def solve_gw(
     layout: GroupLayout,
     group_mass: np.ndarray,
     outer: Iterations,
-    inner_options: Inner,
+    inner_opts: Inner,
     storage: Storage,
     *,
     joint: bool,
@@ -200,7 +200,7 @@ def solve_gw(
         )
         eps_rel = relative_epsilon(problem, DEFAULT_EPSILON)
         eps = eps_rel * (scale or 1.0)
-        inner_solve = {"tol": inner_options.inner_tol, "max_iter": inner_options.inner_max_iter}
+        inner_solve = {"tol": inner_opts.inner_tol, "max_iter": inner_opts.inner_max_iter}
 
         def inner(ch: Chunk, stat: Any) -> Any:
             cost = _cost(ch, stat, alpha, fscale, ops)
@@ -218,7 +218,7 @@ def solve_gw(
         "cost": "sqeuclidean / mean",
         "alpha": alpha,
         **asdict(outer),
-        **asdict(inner_options),
+        **asdict(inner_opts),
         "joint": joint,
         **scales,
     }

@@ -142,8 +142,8 @@ def _with_parameters(doc: str, groups: tuple[OptionGroup, ...]) -> str:
     docs = {"problem": PROBLEM, **{f"group{i}": g.doc for i, g in enumerate(groups)}}
     lines = "\n".join(f"    %({name})s" for name in docs)
     section = substitute(f"    Parameters\n    ----------\n{lines}\n\n", docs)
-    head, examples = doc.split("    Examples\n", 1)
-    return f"{head}{section}    Examples\n{examples}"
+    head, examples, rest = doc.partition("    Examples\n")
+    return f"{head}{section}{examples}{rest}"
 
 
 def aligner_options(
