@@ -49,3 +49,6 @@ def registry_key(field: str, mod: str) -> str:
 x_key = partial(registry_key, "X")
 labels_key = partial(registry_key, "labels")
 batch_key = partial(registry_key, "batch")
+
+#: Default aligner of :func:`groove_sc.tl.align` (a name in ``groove_sc.tl.ALIGNERS``).
+DEFAULT_METHOD = "leot"

@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from mudata import MuData
 
-from .._constants import DEFAULT_COUPLING_KEY, DEFAULT_GROUPBY, DEFAULT_REP
+from .._constants import DEFAULT_COUPLING_KEY, DEFAULT_GROUPBY, DEFAULT_METHOD, DEFAULT_REP
 from .._mudata import check_disjoint_obs_names, check_modalities, embed_block
 from ._aligners import ALIGNERS
 from ._aligners._auto_epsilon import FALLBACK_EPSILON, auto_epsilon
@@ -28,7 +28,7 @@ def align(
     source: str,
     target: str,
     use_rep: UseRep = DEFAULT_REP,
-    method: str = "leot",
+    method: str = DEFAULT_METHOD,
     groupby: str | None = DEFAULT_GROUPBY,
     epsilon: float | Literal["auto"] | None = "auto",
     key_added: str = DEFAULT_COUPLING_KEY,

@@ -9,21 +9,40 @@ from typing import Any
 import numpy as np
 import ot
 
-#: Padded costs per solver call on CPU (a batch of groups of similar size).
-CPU_CHUNK_BYTES = 256 * 2**20
-#: Padded costs per solver call on a GPU.
-GPU_CHUNK_BYTES = 2048 * 2**20
-#: Kernels iterated together on CPU: sized for the caches (slots are refilled as groups finish).
-CPU_WORKING_SET_BYTES = 8 * 2**20
 #: Blocks up to this many entries are processed with one BLAS thread on CPU.
 SMALL_BLOCK = 1024 * 1024
-#: Kernels iterated together on a GPU: one tensor program over the whole batch.
-GPU_WORKING_SET_BYTES = 2048 * 2**20
-#: Groups with more source x target pairs than this are solved streamed on CPU (no dense block;
-#: see ``_stream.py``): 4096 x 4096 cells.
-CPU_STREAM_ABOVE = 2**24
-#: The same on a GPU, where dense blocks of up to 4 GB (float32) are solved batched.
-GPU_STREAM_ABOVE = 2**30
+
+
+@dataclass(frozen=True)
+class MemoryPolicy:
+    """How one solve is cut to fit a device.
+
+    Attributes
+    ----------
+    chunk_bytes
+        Padded costs per solver call (a batch of groups of similar size).
+    working_set_bytes
+        Kernels iterated together (slots are refilled as groups finish).
+    stream_above
+        Groups with more source x target pairs than this are solved streamed, with no dense
+        block (see ``_stream.py``).
+
+    Examples
+    --------
+    >>> CPU_MEMORY.stream_above == 4096 * 4096
+    True
+
+    """
+
+    chunk_bytes: int
+    working_set_bytes: int
+    stream_above: int
+
+
+#: CPU: working sets sized for the caches; groups above 4096 x 4096 cells are streamed.
+CPU_MEMORY = MemoryPolicy(256 * 2**20, 8 * 2**20, 2**24)
+#: GPU: one tensor program over the whole batch; dense blocks of up to 4 GB (float32).
+GPU_MEMORY = MemoryPolicy(2048 * 2**20, 2048 * 2**20, 2**30)
 
 
 @dataclass
@@ -65,40 +84,16 @@ class ArrayOps:
             self._like_index = torch.empty(0, dtype=torch.int64, device=self.device)
 
     @property
-    def chunk_bytes(self) -> int:
-        """Kernel memory per batch of padded groups.
+    def memory(self) -> MemoryPolicy:
+        """The device's chunk, working-set and streaming sizes.
 
         Examples
         --------
-        >>> resolve_backend("cpu").chunk_bytes
+        >>> resolve_backend("cpu").memory.chunk_bytes
         268435456
 
         """
-        return CPU_CHUNK_BYTES if self.device == "cpu" else GPU_CHUNK_BYTES
-
-    @property
-    def working_set_bytes(self) -> int:
-        """Kernel memory iterated together (cache-sized on CPU).
-
-        Examples
-        --------
-        >>> resolve_backend("cpu").working_set_bytes
-        8388608
-
-        """
-        return CPU_WORKING_SET_BYTES if self.device == "cpu" else GPU_WORKING_SET_BYTES
-
-    @property
-    def stream_above(self) -> int:
-        """Default size (source x target pairs) above which a group is solved streamed.
-
-        Examples
-        --------
-        >>> resolve_backend("cpu").stream_above
-        16777216
-
-        """
-        return CPU_STREAM_ABOVE if self.device == "cpu" else GPU_STREAM_ABOVE
+        return CPU_MEMORY if self.device == "cpu" else GPU_MEMORY
 
     @property
     def itemsize(self) -> int:

@@ -112,7 +112,7 @@ class Blocks:
         self.problem, self.ops, self.layout = problem, problem.ops, layout
         self.prune = prune
         self.keep_mass, self.max_per_row = check_sparsity(keep_mass, max_per_row)
-        self.stream_above = check_stream_above(stream_above, self.ops.stream_above)
+        self.stream_above = check_stream_above(stream_above, self.ops.memory.stream_above)
         self.streamed = layout.streamed(self.stream_above) & streaming
         self.largest_dense = layout.largest_dense(self.stream_above if streaming else 2**63 - 1)
         self.a, self.b = np.zeros(layout.n_source), np.zeros(layout.n_target)
@@ -125,7 +125,7 @@ class Blocks:
             layout.n_source, layout.n_target, prune, self.keep_mass, self.max_per_row
         )
         ops = self.ops
-        dense = layout.chunks(ops.itemsize, ops.chunk_bytes, np.flatnonzero(~self.streamed))
+        dense = layout.chunks(ops.itemsize, ops.memory.chunk_bytes, np.flatnonzero(~self.streamed))
         self.chunks = [self._chunk(ids, False) for ids in dense]
         self.chunks += [self._chunk(np.array([g]), True) for g in np.flatnonzero(self.streamed)]
 

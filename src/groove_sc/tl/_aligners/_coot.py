@@ -13,16 +13,16 @@ over blocks, so no ``n x m`` matrix is formed.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
-from ..._constants import DEFAULT_PRUNE
-from ..._docs import doc_params
+from . import _docparams as docs
 from ._blockwise import Blocks, Chunk
 from ._costs import mask_padding
-from ._docparams import ALIGNER_DOCS
-from ._groups import DEFAULT_KEEP_MASS, DEFAULT_MAX_PER_ROW, GroupLayout, GroupWeights
+from ._groups import GroupLayout
+from ._options import FeatureIterations, Grouping, Inner, OptionGroup, Storage, aligner_options
 from ._problem import AlignProblem, relative_epsilon
 from ._registry import AlignResult, register_aligner
 from ._sinkhorn import sinkhorn_padded
@@ -85,22 +85,19 @@ def solve_coot(
     problem: AlignProblem,
     layout: GroupLayout,
     group_mass: np.ndarray,
-    *,
-    epsilon_feature: float | None,
-    tol: float,
-    max_iter: int,
-    inner_tol: float,
-    inner_max_iter: int,
-    **storage: Any,
+    outer: FeatureIterations,
+    inner_opts: Inner,
+    storage: Storage,
 ) -> AlignResult:
     """Entropic COOT with the sample plan restricted to the blocks of ``layout``.
 
     Blocks with more than ``stream_above`` pairs are solved streamed (:mod:`._stream`) from
-    their factorised sample cost; ``storage`` holds the storage options of :class:`.Blocks`.
+    their factorised sample cost.
     """
     ops, nx = problem.ops, problem.ops.nx
+    epsilon_feature, tol, max_iter = outer.epsilon_feature, outer.tol, outer.max_iter
     a, b = layout.cell_masses(group_mass)
-    blocks = Blocks(problem, layout, a, b, **storage)
+    blocks = Blocks(problem, layout, a, b, **asdict(storage))
     with blocks.threads():
         wx, wy, fx, fy = _prepare(blocks)
         Tf = ops.asarray(np.outer(wx, wy))
@@ -115,7 +112,7 @@ def solve_coot(
         f_scale = float(nx.max(fx[:, None] + fy[None, :] - 2.0 * S0))
         eps_s, eps_f = eps_rel * (s_scale or 1.0), eps_f_rel * (f_scale if f_scale > 0 else 1.0)
         fa, fb = ops.asarray(wx[None]), ops.asarray(wy[None])
-        inner = {"tol": inner_tol, "max_iter": inner_max_iter}
+        inner = {"tol": inner_opts.inner_tol, "max_iter": inner_opts.inner_max_iter}
         change, n_done, fout = np.inf, 0, None
         while n_done < max_iter:
             n_done += 1
@@ -141,8 +138,7 @@ def solve_coot(
         "epsilon_scale": "max of the initial sample / feature cost",
         "tol": tol,
         "max_iter": max_iter,
-        "inner_tol": inner_tol,
-        "inner_max_iter": inner_max_iter,
+        **asdict(inner_opts),
     }
     summary = {
         "converged": change < tol and feat_ok and bool(blocks.converged.all()),
@@ -162,40 +158,28 @@ def solve_coot(
     return result
 
 
-@register_aligner(
-    "coot",
-    default_epsilon=DEFAULT_EPSILON,
-    labels="ignored",
-    shared_rep=False,
-    dense=True,
-    description="entropic co-optimal transport over all cells (dense)",
+#: The options of the COOT aligners (``cootl`` adds its group weights).
+COOT_OPTIONS = (
+    OptionGroup(FeatureIterations(), docs.COOT_OUTER),
+    OptionGroup(Inner(), docs.INNER),
+    OptionGroup(Storage(), docs.storage("sample cost")),
 )
-@doc_params(**ALIGNER_DOCS)
-def coot(  # noqa: D417 (parameters from ALIGNER_DOCS)
-    problem: AlignProblem,
-    epsilon_feature: float | None = None,
-    tol: float = 1e-6,
-    max_iter: int = 100,
-    inner_tol: float = 1e-4,
-    inner_max_iter: int = 10_000,
-    prune: float = DEFAULT_PRUNE,
-    keep_mass: float = DEFAULT_KEEP_MASS,
-    max_per_row: int | None = DEFAULT_MAX_PER_ROW,
-    stream_above: int | None = None,
-) -> AlignResult:
+#: The registry entries of the COOT aligners, and their one-line descriptions.
+COOT = {"default_epsilon": DEFAULT_EPSILON, "shared_rep": False}
+DESCRIPTION = {
+    "coot": "entropic co-optimal transport over all cells (dense)",
+    "cootl": "labeled entropic COOT: sample plan within groups, one shared feature plan",
+}
+
+
+@register_aligner("coot", labels="ignored", dense=True, description=DESCRIPTION["coot"], **COOT)
+@aligner_options(*COOT_OPTIONS)
+def coot(problem: AlignProblem, *options: Any) -> AlignResult:
     """Unlabeled entropic COOT between each modality's own representation (uniform weights).
 
     ``use_rep`` may differ per modality (``{"rna": "X_pca", "prot": "X"}``); the feature plan is
     stored in ``uns[key_added]["convergence"]["feature_coupling"]``. Matches
     ``ot.coot.co_optimal_transport`` with the same absolute epsilons.
-
-    Parameters
-    ----------
-    %(problem)s
-    %(coot_outer)s
-    %(inner)s
-    %(sparsity)s
-    %(stream_above_coot)s
 
     Examples
     --------
@@ -204,57 +188,22 @@ def coot(  # noqa: D417 (parameters from ALIGNER_DOCS)
     (40, 10)
 
     """
-    layout = problem.layout()
-    return solve_coot(
-        problem,
-        layout,
-        np.ones(1),
-        epsilon_feature=epsilon_feature,
-        tol=tol,
-        max_iter=max_iter,
-        inner_tol=inner_tol,
-        inner_max_iter=inner_max_iter,
-        prune=prune,
-        keep_mass=keep_mass,
-        max_per_row=max_per_row,
-        stream_above=stream_above,
-    )
+    return solve_coot(problem, problem.layout(), np.ones(1), *options)
 
 
-@register_aligner(
-    "cootl",
-    default_epsilon=DEFAULT_EPSILON,
-    labels="required",
-    shared_rep=False,
-    description="labeled entropic COOT: sample plan within groups, one shared feature plan",
-)
-@doc_params(**ALIGNER_DOCS)
-def cootl(  # noqa: D417 (parameters from ALIGNER_DOCS)
+@register_aligner("cootl", labels="required", description=DESCRIPTION["cootl"], **COOT)
+@aligner_options(*COOT_OPTIONS, OptionGroup(Grouping(), docs.GROUP_WEIGHTS))
+def cootl(
     problem: AlignProblem,
-    epsilon_feature: float | None = None,
-    tol: float = 1e-6,
-    max_iter: int = 100,
-    inner_tol: float = 1e-4,
-    inner_max_iter: int = 10_000,
-    prune: float = DEFAULT_PRUNE,
-    keep_mass: float = DEFAULT_KEEP_MASS,
-    max_per_row: int | None = DEFAULT_MAX_PER_ROW,
-    stream_above: int | None = None,
-    group_weights: GroupWeights = "source",
+    outer: FeatureIterations,
+    inner: Inner,
+    storage: Storage,
+    grouping: Grouping,
 ) -> AlignResult:
     """Labeled entropic COOT: sample plan restricted to same-group pairs, one feature plan.
 
     One joint problem (the feature plan is shared by all groups, so features correspond the
     same way in every perturbation); memory ``O(n d + sum_g n_g m_g + d1 d2)``.
-
-    Parameters
-    ----------
-    %(problem)s
-    %(coot_outer)s
-    %(inner)s
-    %(sparsity)s
-    %(stream_above_coot)s
-    %(group_weights)s
 
     Examples
     --------
@@ -264,19 +213,7 @@ def cootl(  # noqa: D417 (parameters from ALIGNER_DOCS)
 
     """
     layout = problem.layout()
-    result = solve_coot(
-        problem,
-        layout,
-        layout.group_mass(group_weights),
-        epsilon_feature=epsilon_feature,
-        tol=tol,
-        max_iter=max_iter,
-        inner_tol=inner_tol,
-        inner_max_iter=inner_max_iter,
-        prune=prune,
-        keep_mass=keep_mass,
-        max_per_row=max_per_row,
-        stream_above=stream_above,
-    )
-    result.parameters["group_weights"] = group_weights
+    mass = layout.group_mass(grouping.group_weights)
+    result = solve_coot(problem, layout, mass, outer, inner, storage)
+    result.parameters["group_weights"] = grouping.group_weights
     return result

@@ -1,7 +1,8 @@
-"""Parameter docs shared by the aligners, written once and filled in with ``doc_params``.
+"""Parameter docs of the aligners' option groups, each written once.
 
-Each fragment is numpy-docstring text for one or more parameters; an aligner's docstring names
-it with a ``%(name)s`` line (see :mod:`groove_sc._docs`). :data:`ALIGNER_DOCS` holds them all.
+Each fragment is numpy-docstring text for the parameters of one option group
+(:mod:`._options`); :func:`._options.aligner_options` renders an aligner's Parameters section
+from the fragments of its groups.
 """
 
 from __future__ import annotations
@@ -78,17 +79,39 @@ GROUP_WEIGHTS = """\
 group_weights
     Mass of each group: ``"source"``, ``"target"`` or ``"mean"`` group size."""
 
-#: Every fragment, by the placeholder name the aligners use.
-ALIGNER_DOCS = {
-    "problem": PROBLEM,
-    "sparsity": SPARSITY,
-    "stream_above_linear": STREAM_ABOVE_LINEAR,
-    "stream_above_gw": _stream_above("linearised cost"),
-    "stream_above_coot": _stream_above("sample cost"),
-    "sinkhorn": SINKHORN,
-    "solver": SOLVER,
-    "gw_outer": GW_OUTER,
-    "coot_outer": COOT_OUTER,
-    "inner": INNER,
-    "group_weights": GROUP_WEIGHTS,
-}
+UNBALANCED = """\
+reg_m
+    Marginal relaxation, relative to the largest same-group cost.
+tol
+    Stop when the log-scalings change by less than ``tol``.
+max_iter
+    Iteration cap."""
+
+UOT_SOLVER = """\
+solver
+    ``"batched"`` or ``"pot"`` (``ot.unbalanced.sinkhorn_unbalanced`` per group)."""
+
+LEOT_GROUP_WEIGHTS = """\
+group_weights
+    ``"source"`` (default: every kept source cell has the same mass), ``"target"`` or
+    ``"mean"``."""
+
+FUSED = """\
+alpha
+    Weight of the GW term in ``[0, 1]``.
+fused_rep
+    Shared ``obsm`` key for the feature cost ``M``."""
+
+
+def storage(cost: str | None = None) -> str:
+    """The docs of :class:`._options.Storage`: sparsity, and streaming of the factorised ``cost``.
+
+    ``None``: the linear solvers' squared-Euclidean cost.
+
+    Examples
+    --------
+    >>> storage("sample cost").splitlines()[-2]
+    '    streaming row chunks of the factorised sample cost (``None``: 4096 x 4096 on CPU,'
+
+    """
+    return SPARSITY + "\n" + (STREAM_ABOVE_LINEAR if cost is None else _stream_above(cost))

@@ -21,17 +21,17 @@ them; the plan only ever exists as same-group blocks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
 
-from ..._constants import DEFAULT_PRUNE
-from ..._docs import doc_params
+from . import _docparams as docs
 from ._blockwise import Blocks, Chunk
 from ._costs import batched_sqdist, mask_padding, mean_sqdist, sqeuclidean_factors
 from ._costs import weighted_square_rowsums as square_rowsums
-from ._docparams import ALIGNER_DOCS
-from ._groups import DEFAULT_KEEP_MASS, DEFAULT_MAX_PER_ROW, GroupLayout, GroupWeights
+from ._groups import GroupLayout
+from ._options import Fused, Grouping, Inner, Iterations, OptionGroup, Storage, aligner_options
 from ._problem import AlignProblem, UseRep, relative_epsilon
 from ._registry import AlignResult, register_aligner
 from ._stream import FactoredCost
@@ -168,27 +168,25 @@ def solve_gw(
     problem: AlignProblem,
     layout: GroupLayout,
     group_mass: np.ndarray,
+    outer: Iterations,
+    inner_opts: Inner,
+    storage: Storage,
     *,
     joint: bool,
-    alpha: float = 1.0,
+    fused: Fused | None = None,
     use_rep: UseRep | None = None,
-    fused_rep: str | None = None,
-    tol: float,
-    max_iter: int,
-    inner_tol: float,
-    inner_max_iter: int,
-    **storage: Any,
 ) -> AlignResult:
     """Entropic (F)GW over the blocks of ``layout`` (joint or independent per block).
 
     Blocks with more than ``stream_above`` pairs are solved streamed (:mod:`._stream`) from
     their factorised linearised cost; the stored rows are sparsified by ``keep_mass`` and
-    ``max_per_row`` (:func:`.sparsify_rows`); ``storage`` holds these options of
-    :class:`.Blocks`.
+    ``max_per_row`` (:func:`.sparsify_rows`). ``fused`` (with ``fused_rep`` set): fused GW.
     """
+    alpha, fused_rep = (1.0, None) if fused is None else (fused.alpha, fused.fused_rep)
+    tol, max_iter = outer.tol, outer.max_iter
     # joint: cells carry their share of the global mass; independent: unit mass per block
     a, b = layout.cell_masses(group_mass if joint else np.ones(layout.n_groups))
-    blocks = Blocks(problem, layout, a, b, **storage)
+    blocks = Blocks(problem, layout, a, b, **asdict(storage))
     ops = problem.ops
     with blocks.threads():
         scales = _prepare(blocks, joint, use_rep, fused_rep)
@@ -202,12 +200,11 @@ def solve_gw(
         )
         eps_rel = relative_epsilon(problem, DEFAULT_EPSILON)
         eps = eps_rel * (scale or 1.0)
+        inner_solve = {"tol": inner_opts.inner_tol, "max_iter": inner_opts.inner_max_iter}
 
         def inner(ch: Chunk, stat: Any) -> Any:
             cost = _cost(ch, stat, alpha, fscale, ops)
-            return blocks.sinkhorn(
-                ch, cost, eps, tol=inner_tol, max_iter=inner_max_iter, stat=(ch.V1, ch.V2)
-            )
+            return blocks.sinkhorn(ch, cost, eps, **inner_solve, stat=(ch.V1, ch.V2))
 
         outer_iter, change = _outer(blocks, inner, init, stat0, tol, max_iter)
         for ch in blocks.chunks:
@@ -220,10 +217,8 @@ def solve_gw(
         "epsilon_scale": "max of the initial linearised cost",
         "cost": "sqeuclidean / mean",
         "alpha": alpha,
-        "tol": tol,
-        "max_iter": max_iter,
-        "inner_tol": inner_tol,
-        "inner_max_iter": inner_max_iter,
+        **asdict(outer),
+        **asdict(inner_opts),
         "joint": joint,
         **scales,
     }
@@ -244,39 +239,45 @@ def solve_gw(
     return blocks.result(coupling, parameters, summary, groups)
 
 
-@register_aligner(
-    "egw",
-    default_epsilon=DEFAULT_EPSILON,
-    labels="required",
-    shared_rep=False,
-    description="entropic Gromov-Wasserstein, one independent problem per group",
+#: The options of every GW aligner after its own: outer and inner iterations, storage.
+GW_OPTIONS = (
+    OptionGroup(Iterations(tol=1e-5, max_iter=200), docs.GW_OUTER),
+    OptionGroup(Inner(), docs.INNER),
+    OptionGroup(Storage(), docs.storage("linearised cost")),
 )
-@doc_params(**ALIGNER_DOCS)
-def egw(  # noqa: D417 (parameters from ALIGNER_DOCS)
+GROUPING = OptionGroup(Grouping(), docs.GROUP_WEIGHTS)
+#: The registry entries of the GW aligners, and their one-line descriptions.
+GW = {"default_epsilon": DEFAULT_EPSILON, "shared_rep": False}
+DESCRIPTION = {
+    "egw": "entropic Gromov-Wasserstein, one independent problem per group",
+    "egw_all": "entropic Gromov-Wasserstein over all cells (dense)",
+    "egwl": "labeled entropic GW: one joint problem, support restricted to same-group pairs",
+    "fgw": "entropic fused GW, per group (over all cells with groupby=None)",
+}
+
+
+def _grouped(
     problem: AlignProblem,
-    tol: float = 1e-5,
-    max_iter: int = 200,
-    inner_tol: float = 1e-4,
-    inner_max_iter: int = 10_000,
-    prune: float = DEFAULT_PRUNE,
-    keep_mass: float = DEFAULT_KEEP_MASS,
-    max_per_row: int | None = DEFAULT_MAX_PER_ROW,
-    stream_above: int | None = None,
-    group_weights: GroupWeights = "source",
+    outer: Iterations,
+    inner: Inner,
+    storage: Storage,
+    grouping: Grouping,
+    *,
+    joint: bool,
 ) -> AlignResult:
+    """Entropic GW on the groups of ``problem``, each with the mass of ``grouping``."""
+    layout = problem.layout()
+    mass = layout.group_mass(grouping.group_weights)
+    return solve_gw(problem, layout, mass, outer, inner, storage, joint=joint)
+
+
+@register_aligner("egw", labels="required", description=DESCRIPTION["egw"], **GW)
+@aligner_options(*GW_OPTIONS, GROUPING)
+def egw(problem: AlignProblem, *options: Any) -> AlignResult:
     """Entropic GW per group: each group is an independent unit-mass problem, then scaled.
 
     Matches ``ot.gromov.entropic_gromov_wasserstein`` run on each group's (normalised) distance
     matrices. Each modality uses its own ``use_rep`` (a str or ``{modality: key}``).
-
-    Parameters
-    ----------
-    %(problem)s
-    %(gw_outer)s
-    %(inner)s
-    %(sparsity)s
-    %(stream_above_gw)s
-    %(group_weights)s
 
     Examples
     --------
@@ -285,53 +286,13 @@ def egw(  # noqa: D417 (parameters from ALIGNER_DOCS)
     False
 
     """
-    layout = problem.layout()
-    mass = layout.group_mass(group_weights)
-    return solve_gw(
-        problem,
-        layout,
-        mass,
-        joint=False,
-        tol=tol,
-        max_iter=max_iter,
-        inner_tol=inner_tol,
-        inner_max_iter=inner_max_iter,
-        prune=prune,
-        keep_mass=keep_mass,
-        max_per_row=max_per_row,
-        stream_above=stream_above,
-    )
+    return _grouped(problem, *options, joint=False)
 
 
-@register_aligner(
-    "egw_all",
-    default_epsilon=DEFAULT_EPSILON,
-    labels="ignored",
-    shared_rep=False,
-    dense=True,
-    description="entropic Gromov-Wasserstein over all cells (dense)",
-)
-@doc_params(**ALIGNER_DOCS)
-def egw_all(  # noqa: D417 (parameters from ALIGNER_DOCS)
-    problem: AlignProblem,
-    tol: float = 1e-5,
-    max_iter: int = 200,
-    inner_tol: float = 1e-4,
-    inner_max_iter: int = 10_000,
-    prune: float = DEFAULT_PRUNE,
-    keep_mass: float = DEFAULT_KEEP_MASS,
-    max_per_row: int | None = DEFAULT_MAX_PER_ROW,
-    stream_above: int | None = None,
-) -> AlignResult:
+@register_aligner("egw_all", labels="ignored", dense=True, description=DESCRIPTION["egw_all"], **GW)
+@aligner_options(*GW_OPTIONS)
+def egw_all(problem: AlignProblem, *options: Any) -> AlignResult:
     """Unlabeled entropic GW over all cells, uniform marginals (dense ``n x m`` plan).
-
-    Parameters
-    ----------
-    %(problem)s
-    %(gw_outer)s
-    %(inner)s
-    %(sparsity)s
-    %(stream_above_gw)s
 
     Examples
     --------
@@ -340,57 +301,17 @@ def egw_all(  # noqa: D417 (parameters from ALIGNER_DOCS)
     1
 
     """
-    layout = problem.layout()
-    return solve_gw(
-        problem,
-        layout,
-        np.ones(1),
-        joint=True,
-        tol=tol,
-        max_iter=max_iter,
-        inner_tol=inner_tol,
-        inner_max_iter=inner_max_iter,
-        prune=prune,
-        keep_mass=keep_mass,
-        max_per_row=max_per_row,
-        stream_above=stream_above,
-    )
+    return solve_gw(problem, problem.layout(), np.ones(1), *options, joint=True)
 
 
-@register_aligner(
-    "egwl",
-    default_epsilon=DEFAULT_EPSILON,
-    labels="required",
-    shared_rep=False,
-    description="labeled entropic GW: one joint problem, support restricted to same-group pairs",
-)
-@doc_params(**ALIGNER_DOCS)
-def egwl(  # noqa: D417 (parameters from ALIGNER_DOCS)
-    problem: AlignProblem,
-    tol: float = 1e-5,
-    max_iter: int = 200,
-    inner_tol: float = 1e-4,
-    inner_max_iter: int = 10_000,
-    prune: float = DEFAULT_PRUNE,
-    keep_mass: float = DEFAULT_KEEP_MASS,
-    max_per_row: int | None = DEFAULT_MAX_PER_ROW,
-    stream_above: int | None = None,
-    group_weights: GroupWeights = "source",
-) -> AlignResult:
+@register_aligner("egwl", labels="required", description=DESCRIPTION["egwl"], **GW)
+@aligner_options(*GW_OPTIONS, GROUPING)
+def egwl(problem: AlignProblem, *options: Any) -> AlignResult:
     """Labeled entropic GW: the GW objective over all cells, plans restricted to same-group pairs.
 
     Unlike ``egw``, distances between cells of different groups enter the objective (the
     gradient statistic sums over all blocks), so the groups are aligned consistently with each
     other; memory is ``O(n d + sum_g n_g m_g)``, no ``n x n`` or ``n x m`` matrix.
-
-    Parameters
-    ----------
-    %(problem)s
-    %(gw_outer)s
-    %(inner)s
-    %(sparsity)s
-    %(stream_above_gw)s
-    %(group_weights)s
 
     Examples
     --------
@@ -399,46 +320,18 @@ def egwl(  # noqa: D417 (parameters from ALIGNER_DOCS)
     True
 
     """
-    layout = problem.layout()
-    mass = layout.group_mass(group_weights)
-    return solve_gw(
-        problem,
-        layout,
-        mass,
-        joint=True,
-        tol=tol,
-        max_iter=max_iter,
-        inner_tol=inner_tol,
-        inner_max_iter=inner_max_iter,
-        prune=prune,
-        keep_mass=keep_mass,
-        max_per_row=max_per_row,
-        stream_above=stream_above,
-    )
+    return _grouped(problem, *options, joint=True)
 
 
-@register_aligner(
-    "fgw",
-    default_epsilon=DEFAULT_EPSILON,
-    labels="optional",
-    shared_rep=False,
-    dense=True,
-    description="entropic fused GW, per group (over all cells with groupby=None)",
-)
-@doc_params(**ALIGNER_DOCS)
-def fgw(  # noqa: D417 (parameters from ALIGNER_DOCS)
+@register_aligner("fgw", labels="optional", dense=True, description=DESCRIPTION["fgw"], **GW)
+@aligner_options(OptionGroup(Fused(), docs.FUSED), *GW_OPTIONS, GROUPING)
+def fgw(
     problem: AlignProblem,
-    alpha: float = 0.5,
-    fused_rep: str | None = None,
-    tol: float = 1e-5,
-    max_iter: int = 200,
-    inner_tol: float = 1e-4,
-    inner_max_iter: int = 10_000,
-    prune: float = DEFAULT_PRUNE,
-    keep_mass: float = DEFAULT_KEEP_MASS,
-    max_per_row: int | None = DEFAULT_MAX_PER_ROW,
-    stream_above: int | None = None,
-    group_weights: GroupWeights = "source",
+    fused: Fused,
+    outer: Iterations,
+    inner: Inner,
+    storage: Storage,
+    grouping: Grouping,
 ) -> AlignResult:
     """Entropic fused GW: ``alpha * GW + (1 - alpha) * <M, T>``, per group by default.
 
@@ -447,19 +340,6 @@ def fgw(  # noqa: D417 (parameters from ALIGNER_DOCS)
     geometries come from ``use_rep`` (str or per-modality dict). Matches
     ``ot.gromov.entropic_fused_gromov_wasserstein`` on each group.
 
-    Parameters
-    ----------
-    %(problem)s
-    alpha
-        Weight of the GW term in ``[0, 1]``.
-    fused_rep
-        Shared ``obsm`` key for the feature cost ``M``.
-    %(gw_outer)s
-    %(inner)s
-    %(sparsity)s
-    %(stream_above_gw)s
-    %(group_weights)s
-
     Examples
     --------
     >>> gs.tl.align(mdata, "rna", "prot", method="fgw", use_rep="X_true", alpha=0.5)
@@ -467,32 +347,17 @@ def fgw(  # noqa: D417 (parameters from ALIGNER_DOCS)
     'X_true'
 
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}.")
-    if fused_rep is None:
+    if not 0.0 <= fused.alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {fused.alpha!r}.")
+    if fused.fused_rep is None:
         if not isinstance(problem.use_rep, str):
             raise ValueError(
                 "fgw needs a shared representation for its feature cost: use_rep is a "
                 "per-modality dict, so pass fused_rep='X_groove' (an obsm key in both)."
             )
-        fused_rep = problem.use_rep
+        fused = replace(fused, fused_rep=problem.use_rep)
     layout = problem.layout()
-    mass = layout.group_mass(group_weights)
-    result = solve_gw(
-        problem,
-        layout,
-        mass,
-        joint=False,
-        alpha=alpha,
-        fused_rep=fused_rep,
-        tol=tol,
-        max_iter=max_iter,
-        inner_tol=inner_tol,
-        inner_max_iter=inner_max_iter,
-        prune=prune,
-        keep_mass=keep_mass,
-        max_per_row=max_per_row,
-        stream_above=stream_above,
-    )
-    result.parameters["fused_rep"] = fused_rep
+    mass = layout.group_mass(grouping.group_weights)
+    result = solve_gw(problem, layout, mass, outer, inner, storage, joint=False, fused=fused)
+    result.parameters["fused_rep"] = fused.fused_rep
     return result

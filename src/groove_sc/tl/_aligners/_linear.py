@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 import ot
 
-from ..._constants import DEFAULT_PRUNE
-from ..._docs import doc_params
+from . import _docparams as docs
 from ._blockwise import Blocks, Chunk
 from ._costs import batched_sqdist, mask_padding
-from ._docparams import ALIGNER_DOCS
-from ._groups import DEFAULT_KEEP_MASS, DEFAULT_MAX_PER_ROW, GroupLayout, GroupWeights
+from ._groups import GroupLayout
+from ._options import (
+    Grouping,
+    OptionGroup,
+    PotSolver,
+    Sinkhorn,
+    Solver,
+    Storage,
+    Unbalanced,
+    aligner_options,
+)
 from ._problem import AlignProblem, relative_epsilon
 from ._registry import AlignResult, register_aligner
 from ._sinkhorn import marginal_errors
@@ -40,26 +49,22 @@ def _sqeuclidean(blocks: Blocks, ch: Chunk, xs: np.ndarray, xt: np.ndarray) -> A
 def _solve_linear(
     problem: AlignProblem,
     layout: GroupLayout,
-    a_cells: list[np.ndarray],
-    b_cells: list[np.ndarray],
-    *,
-    reg_m: float | None,
-    tol: float,
-    max_iter: int,
-    solver: str,
-    pot_method: str = "sinkhorn",
-    **options: Any,
+    masses: tuple[list[np.ndarray], list[np.ndarray]],
+    sinkhorn: Sinkhorn,
+    storage: Storage,
+    solver: PotSolver,
+    reg_m: float | None = None,
 ) -> AlignResult:
     """Balanced (``reg_m=None``) or unbalanced entropic OT on every block of ``layout``.
 
-    ``options`` holds the storage options of :class:`.Blocks` and the Sinkhorn accelerations
-    (``omega``, ``eps_scaling``).
+    ``masses`` holds, per block, the masses of its source and of its target cells.
     """
     eps_rel = relative_epsilon(problem, DEFAULT_EPSILON)
-    sinkhorn = {"omega": options.pop("omega"), "eps_scaling": options.pop("eps_scaling")}
-    blocks = Blocks(problem, layout, a_cells, b_cells, streaming=solver == "batched", **options)
-    if solver not in ("batched", "pot"):
-        raise ValueError(f"solver must be 'batched' or 'pot', got {solver!r}.")
+    streaming = solver.solver == "batched"
+    blocks = Blocks(problem, layout, *masses, streaming=streaming, **asdict(storage))
+    if solver.solver not in ("batched", "pot"):
+        raise ValueError(f"solver must be 'batched' or 'pot', got {solver.solver!r}.")
+    tol, max_iter = sinkhorn.tol, sinkhorn.max_iter
     with blocks.threads():
         xs, xt = _shifted_reps(problem, layout)
         for ch in blocks.chunks:
@@ -67,12 +72,11 @@ def _solve_linear(
         scale = blocks.cost_scale([ch.C for ch in blocks.chunks]) or 1.0
         eps, reg_m_abs = eps_rel * scale, None if reg_m is None else reg_m * scale
         for ch in blocks.chunks:  # each chunk's cost and plan are released once stored
-            if solver == "pot":
-                ch.plan = _pot_chunk(blocks, ch, eps, reg_m_abs, tol, max_iter, pot_method)
+            if not streaming:
+                method = solver.pot_method
+                ch.plan = _pot_chunk(blocks, ch, eps, reg_m_abs, tol, max_iter, method)
             else:
-                blocks.sinkhorn(
-                    ch, ch.C, eps, tol=tol, max_iter=max_iter, reg_m=reg_m_abs, **sinkhorn
-                )
+                blocks.sinkhorn(ch, ch.C, eps, reg_m=reg_m_abs, **asdict(sinkhorn))
             blocks.add(ch)
         coupling = blocks.builder.to_csr()
     transported = float(coupling.sum())
@@ -89,7 +93,7 @@ def _solve_linear(
         "cost_scale": scale,
         "tol": tol,
         "max_iter": max_iter,
-        "solver": solver,
+        "solver": solver.solver,
     }
     if reg_m is not None:
         parameters.update(
@@ -150,44 +154,33 @@ def _pot_chunk(
     return plan
 
 
-@register_aligner(
-    "leot",
-    default_epsilon=DEFAULT_EPSILON,
-    labels="required",
-    shared_rep=True,
-    description="entropic OT on a shared latent within each group (block-diagonal)",
-)
-@doc_params(**ALIGNER_DOCS)
-def leot(  # noqa: D417 (parameters from ALIGNER_DOCS)
+#: The registry entries of the linear aligners, and their one-line descriptions.
+LINEAR = {"default_epsilon": DEFAULT_EPSILON, "shared_rep": True}
+DESCRIPTION = {
+    "leot": "entropic OT on a shared latent within each group (block-diagonal)",
+    "eot": "entropic OT on a shared latent over all cells (dense)",
+    "uot": "unbalanced entropic OT on a shared latent within each group",
+}
+#: The options of the balanced linear aligners (``leot`` adds its group weights).
+SINKHORN = OptionGroup(Sinkhorn(tol=1e-4, max_iter=10_000), docs.SINKHORN)
+STORAGE = OptionGroup(Storage(), docs.storage())
+SOLVER = OptionGroup(PotSolver(), docs.SOLVER)
+
+
+@register_aligner("leot", labels="required", description=DESCRIPTION["leot"], **LINEAR)
+@aligner_options(SINKHORN, STORAGE, SOLVER, OptionGroup(Grouping(), docs.LEOT_GROUP_WEIGHTS))
+def leot(
     problem: AlignProblem,
-    tol: float = 1e-4,
-    max_iter: int = 10_000,
-    omega: float | str = "auto",
-    eps_scaling: int = 3,
-    prune: float = DEFAULT_PRUNE,
-    keep_mass: float = DEFAULT_KEEP_MASS,
-    max_per_row: int | None = DEFAULT_MAX_PER_ROW,
-    stream_above: int | None = None,
-    solver: Literal["batched", "pot"] = "batched",
-    pot_method: str = "sinkhorn",
-    group_weights: GroupWeights = "source",
+    sinkhorn: Sinkhorn,
+    storage: Storage,
+    solver: PotSolver,
+    grouping: Grouping,
 ) -> AlignResult:
     """Labeled entropic OT: one balanced problem per group, solved batched.
 
     Cost: squared Euclidean distance in the shared representation. Epsilon is relative to the
     largest cost over same-group pairs (one absolute value for all groups). Each group carries a
     mass proportional to its size (``group_weights``), spread uniformly over its cells.
-
-    Parameters
-    ----------
-    %(problem)s
-    %(sinkhorn)s
-    %(sparsity)s
-    %(stream_above_linear)s
-    %(solver)s
-    group_weights
-        ``"source"`` (default: every kept source cell has the same mass), ``"target"`` or
-        ``"mean"``.
 
     Examples
     --------
@@ -197,62 +190,21 @@ def leot(  # noqa: D417 (parameters from ALIGNER_DOCS)
 
     """
     layout = problem.layout()
-    a, b = layout.cell_masses(layout.group_mass(group_weights))
-    result = _solve_linear(
-        problem,
-        layout,
-        a,
-        b,
-        reg_m=None,
-        tol=tol,
-        max_iter=max_iter,
-        omega=omega,
-        eps_scaling=eps_scaling,
-        prune=prune,
-        keep_mass=keep_mass,
-        max_per_row=max_per_row,
-        stream_above=stream_above,
-        solver=solver,
-        pot_method=pot_method,
-    )
-    result.parameters["group_weights"] = group_weights
+    masses = layout.cell_masses(layout.group_mass(grouping.group_weights))
+    result = _solve_linear(problem, layout, masses, sinkhorn, storage, solver)
+    result.parameters["group_weights"] = grouping.group_weights
     return result
 
 
-@register_aligner(
-    "eot",
-    default_epsilon=DEFAULT_EPSILON,
-    labels="ignored",
-    shared_rep=True,
-    dense=True,
-    description="entropic OT on a shared latent over all cells (dense)",
-)
-@doc_params(**ALIGNER_DOCS)
-def eot(  # noqa: D417 (parameters from ALIGNER_DOCS)
-    problem: AlignProblem,
-    tol: float = 1e-4,
-    max_iter: int = 10_000,
-    omega: float | str = "auto",
-    eps_scaling: int = 3,
-    prune: float = DEFAULT_PRUNE,
-    keep_mass: float = DEFAULT_KEEP_MASS,
-    max_per_row: int | None = DEFAULT_MAX_PER_ROW,
-    stream_above: int | None = None,
-    solver: Literal["batched", "pot"] = "batched",
-    pot_method: str = "sinkhorn",
+@register_aligner("eot", labels="ignored", dense=True, description=DESCRIPTION["eot"], **LINEAR)
+@aligner_options(SINKHORN, STORAGE, SOLVER)
+def eot(
+    problem: AlignProblem, sinkhorn: Sinkhorn, storage: Storage, solver: PotSolver
 ) -> AlignResult:
     """Unlabeled entropic OT over all cells, uniform marginals.
 
     Builds the dense ``n_source x n_target`` cost; refused above ``max_pairs`` of
     :func:`groove_sc.tl.align` unless raised. Epsilon is relative to the largest cost.
-
-    Parameters
-    ----------
-    %(problem)s
-    %(sinkhorn)s
-    %(sparsity)s
-    %(stream_above_linear)s
-    %(solver)s
 
     Examples
     --------
@@ -262,44 +214,15 @@ def eot(  # noqa: D417 (parameters from ALIGNER_DOCS)
 
     """
     layout = problem.layout()
-    a, b = layout.cell_masses(np.ones(1))
-    return _solve_linear(
-        problem,
-        layout,
-        a,
-        b,
-        reg_m=None,
-        tol=tol,
-        max_iter=max_iter,
-        omega=omega,
-        eps_scaling=eps_scaling,
-        prune=prune,
-        keep_mass=keep_mass,
-        max_per_row=max_per_row,
-        stream_above=stream_above,
-        solver=solver,
-        pot_method=pot_method,
-    )
+    return _solve_linear(problem, layout, layout.cell_masses(np.ones(1)), sinkhorn, storage, solver)
 
 
-@register_aligner(
-    "uot",
-    default_epsilon=DEFAULT_EPSILON,
-    labels="required",
-    shared_rep=True,
-    description="unbalanced entropic OT on a shared latent within each group",
+@register_aligner("uot", labels="required", description=DESCRIPTION["uot"], **LINEAR)
+@aligner_options(
+    OptionGroup(Unbalanced(), docs.UNBALANCED), STORAGE, OptionGroup(Solver(), docs.UOT_SOLVER)
 )
-@doc_params(**ALIGNER_DOCS)
-def uot(  # noqa: D417 (parameters from ALIGNER_DOCS)
-    problem: AlignProblem,
-    reg_m: float = 0.1,
-    tol: float = 1e-6,
-    max_iter: int = 10_000,
-    prune: float = DEFAULT_PRUNE,
-    keep_mass: float = DEFAULT_KEEP_MASS,
-    max_per_row: int | None = DEFAULT_MAX_PER_ROW,
-    stream_above: int | None = None,
-    solver: Literal["batched", "pot"] = "batched",
+def uot(
+    problem: AlignProblem, unbalanced: Unbalanced, storage: Storage, solver: Solver
 ) -> AlignResult:
     """Unbalanced entropic OT per group (KL marginal penalties, POT's ``reg_type="kl"``).
 
@@ -309,20 +232,6 @@ def uot(  # noqa: D417 (parameters from ALIGNER_DOCS)
     much mass is created or destroyed. The stored coupling is rescaled to total mass 1; the mass
     before rescaling is recorded as ``parameters["mass_before_normalisation"]``.
 
-    Parameters
-    ----------
-    %(problem)s
-    reg_m
-        Marginal relaxation, relative to the largest same-group cost.
-    tol
-        Stop when the log-scalings change by less than ``tol``.
-    max_iter
-        Iteration cap.
-    %(sparsity)s
-    %(stream_above_linear)s
-    solver
-        ``"batched"`` or ``"pot"`` (``ot.unbalanced.sinkhorn_unbalanced`` per group).
-
     Examples
     --------
     >>> gs.tl.align(mdata, "rna", "prot", method="uot", use_rep="X_true", reg_m=0.1)
@@ -330,25 +239,14 @@ def uot(  # noqa: D417 (parameters from ALIGNER_DOCS)
     0.1
 
     """
+    reg_m = unbalanced.reg_m
     if not reg_m > 0:
         raise ValueError(f"reg_m must be positive, got {reg_m!r}.")
     layout = problem.layout()
     ns, nt = layout.source_sizes.sum(), layout.target_sizes.sum()
     a = [np.full(len(i), 1.0 / ns) for i in layout.source_index]
     b = [np.full(len(i), 1.0 / nt) for i in layout.target_index]
-    return _solve_linear(
-        problem,
-        layout,
-        a,
-        b,
-        reg_m=reg_m,
-        tol=tol,
-        max_iter=max_iter,
-        omega=1.0,
-        eps_scaling=0,
-        prune=prune,
-        keep_mass=keep_mass,
-        max_per_row=max_per_row,
-        stream_above=stream_above,
-        solver=solver,
-    )
+    # plain Sinkhorn iterations: no over-relaxation, no warm-up stages
+    sinkhorn = Sinkhorn(unbalanced.tol, unbalanced.max_iter, omega=1.0, eps_scaling=0)
+    pot = PotSolver(solver.solver)
+    return _solve_linear(problem, layout, (a, b), sinkhorn, storage, pot, reg_m=reg_m)

@@ -46,8 +46,8 @@ def read_rep(mdata: MuData, mod: str, key: str) -> np.ndarray:
 
     Examples
     --------
-    >>> read_rep(mdata, "rna", "X_groove").shape  # doctest: +SKIP
-    (500, 32)
+    >>> read_rep(mdata, "rna", "X").shape, read_rep(mdata, "rna", "X_true").dtype
+    ((67, 40), dtype('float64'))
 
     """
     return get_rep(mdata, mod, key, finite=False)

@@ -99,7 +99,7 @@ def default_slots(ops: ArrayOps, n: int, m: int, n_groups: int) -> int:
 
     """
     per_group = max(n * m * ops.itemsize, 1)
-    return int(max(1, min(n_groups, ops.working_set_bytes // per_group)))
+    return int(max(1, min(n_groups, ops.memory.working_set_bytes // per_group)))
 
 
 @doc_params(**SINKHORN_PARAMS)
