@@ -15,6 +15,7 @@ from ._constants import (
     COUNTS_LAYER,
     DEFAULT_COUPLING_KEY,
     DEFAULT_GROUPBY,
+    DEFAULT_METHOD,
     DEFAULT_REP,
     DEFAULT_TRUTH_KEY,
 )
@@ -30,7 +31,7 @@ def quickstart(
     cells_per_perturbation: int = 100,
     shared_fraction: float = 0.5,
     max_epochs: int = 40,
-    method: str = "leot",
+    method: str = DEFAULT_METHOD,
     seed: int = 0,
     benchmark: bool = True,
     progress: bool = True,
@@ -419,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--cells", type=int, default=100, help="cells per perturbation")
     q.add_argument("--shared-fraction", type=float, default=0.5)
     q.add_argument("--epochs", type=int, default=40)
-    q.add_argument("--method", default="leot", help="aligner (see groove_sc.tl.ALIGNERS)")
+    q.add_argument("--method", default=DEFAULT_METHOD, help="aligner (see groove_sc.tl.ALIGNERS)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--no-benchmark", action="store_true", help="skip the small benchmark")
     q.add_argument("--no-progress", action="store_true", help="hide the progress bar")
