@@ -72,8 +72,8 @@ def test_every_pair_is_coupled_imputed_scored_plotted_and_survives_h5mu(three, t
         assert p.sum() == pytest.approx(1.0, abs=1e-6)
         assert p[~rows].nnz == 0 and p[:, ~cols].nnz == 0  # only the a x b block holds mass
         assert mdata.uns[key]["source"] == a and mdata.uns[key]["target"] == b
-        gs.tl.impute(mdata, source=a, target=b, coupling_key=key, model=model,
-                     key_added=f"{b}_from_{a}")  # fmt: skip
+        imputed = f"{b}_from_{a}"
+        gs.tl.impute(mdata, source=a, target=b, coupling_key=key, model=model, key_added=imputed)
         imp = mdata.mod[f"{b}_from_{a}"]
         assert imp.shape == (mdata[a].n_obs, mdata[b].n_vars)
         assert list(imp.obs_names) == list(mdata[a].obs_names)
@@ -120,8 +120,11 @@ def test_groupclip_averages_and_backtranslation_sums_over_modality_pairs(three, 
     with torch.no_grad():
         out = module.inference(**module._get_inference_input(tensors))
         qz = out["qz"]
-        kw = {"temperature": float(module.temperature), "positives": module.positives,
-              "similarity": module.similarity}  # fmt: skip
+        kw = {
+            "temperature": float(module.temperature),
+            "positives": module.positives,
+            "similarity": module.similarity,
+        }
         pairwise = [
             gs.module.group_clip_loss(qz[a].loc, qz[b].loc, labels[a], labels[b], **kw)
             for a, b in PAIRS

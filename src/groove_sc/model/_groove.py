@@ -97,6 +97,12 @@ class GROOVE(BaseModelClass):
         Unlabeled cells take part in the contrastive and within-group terms with the group of
         the nearest prototype of the other modalities when its softmax confidence reaches this
         value (see :func:`groove_sc.module.pseudo_labels`); ``None``: reconstruction only.
+    distrust_threshold
+        Robustness to wrong labels (failed or swapped guide calls): a labeled cell whose latent
+        gives *another* group of the other modalities at least this softmax confidence (over
+        the batch's group prototypes) leaves the contrastive and within-group terms for that
+        batch (see :func:`groove_sc.module.distrust_labels`); ``None`` (default): every label
+        is trusted, the paper's objective. See the "Robustness" docs page.
     **module_kwargs
         Passed to :class:`groove_sc.module.GROOVEVAE` (``use_batch_norm``, ``use_layer_norm``,
         ``within_epsilon``).
@@ -139,6 +145,7 @@ class GROOVE(BaseModelClass):
         within_group: Literal["sinkhorn", "mmd", "ot_clip"] | None = "ot_clip",
         gamma: float = 3.0,
         pseudo_label_threshold: float | None = None,
+        distrust_threshold: float | None = None,
         **module_kwargs,
     ):
         check_model_arguments(**{k: v for k, v in locals().items() if k in _MODEL_ARGS})
@@ -175,6 +182,7 @@ class GROOVE(BaseModelClass):
             within_group=within_group,
             gamma=gamma,
             pseudo_label_threshold=pseudo_label_threshold,
+            distrust_threshold=distrust_threshold,
             **module_kwargs,
         )
         self._model_summary_string = (

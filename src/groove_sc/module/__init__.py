@@ -3,7 +3,7 @@
 from ._clip import group_clip_loss, pseudo_pair_indices, similarity_matrix
 from ._contrastive import CONTRASTIVE
 from ._likelihoods import LIKELIHOODS, LikelihoodHead, get_likelihood
-from ._pseudo import pseudo_labels
+from ._pseudo import distrust_labels, pseudo_labels
 from ._vae import GROOVEVAE
 from ._within import within_group_loss
 
@@ -12,6 +12,7 @@ __all__ = [
     "GROOVEVAE",
     "LIKELIHOODS",
     "LikelihoodHead",
+    "distrust_labels",
     "get_likelihood",
     "pseudo_labels",
     "group_clip_loss",

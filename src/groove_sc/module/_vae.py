@@ -15,7 +15,7 @@ from torch.distributions import Normal, kl_divergence
 from .._constants import batch_key, labels_key, x_key
 from ._contrastive import CONTRASTIVE
 from ._likelihoods import get_likelihood
-from ._pseudo import pseudo_labels
+from ._pseudo import distrust_labels, pseudo_labels
 from ._within import DEFAULT_WITHIN_EPSILON, WITHIN_GROUP_TERMS, within_group_objective
 
 
@@ -55,6 +55,7 @@ def _check_options(
     within_group: str | None,
     gamma: float,
     pseudo_label_threshold: float | None,
+    distrust_threshold: float | None = None,
 ) -> None:
     """Errors naming the option, the value and what is valid."""
     if contrastive is not None and contrastive not in CONTRASTIVE:
@@ -72,6 +73,11 @@ def _check_options(
         raise ValueError(
             "pseudo_label_threshold must be in (0, 1] (a softmax confidence) or None, got "
             f"{pseudo_label_threshold!r}."
+        )
+    if distrust_threshold is not None and not 0 < distrust_threshold <= 1:
+        raise ValueError(
+            "distrust_threshold must be in (0, 1] (a softmax confidence) or None, got "
+            f"{distrust_threshold!r}."
         )
 
 
@@ -110,6 +116,10 @@ class GROOVEVAE(BaseModuleClass):
         When set, unlabeled cells of a batch whose nearest group prototype of the other
         modalities has a softmax confidence of at least this value take that group in the
         contrastive and within-group terms (see :func:`groove_sc.module.pseudo_labels`).
+    distrust_threshold
+        When set, labeled cells of a batch whose latent gives *another* group of the other
+        modalities at least this softmax confidence leave the contrastive and within-group
+        terms for that batch (see :func:`groove_sc.module.distrust_labels`).
 
     Examples
     --------
@@ -141,9 +151,10 @@ class GROOVEVAE(BaseModuleClass):
         gamma: float = 3.0,
         within_epsilon: float = DEFAULT_WITHIN_EPSILON,
         pseudo_label_threshold: float | None = None,
+        distrust_threshold: float | None = None,
     ):
         super().__init__()
-        _check_options(contrastive, within_group, gamma, pseudo_label_threshold)
+        _check_options(contrastive, within_group, gamma, pseudo_label_threshold, distrust_threshold)
         self.modalities: Sequence[str] = list(n_input)
         n_batch = n_batch or {}
         library_log_means = library_log_means or {}
@@ -157,6 +168,7 @@ class GROOVEVAE(BaseModuleClass):
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.within_epsilon = within_epsilon
         self.pseudo_label_threshold = pseudo_label_threshold
+        self.distrust_threshold = distrust_threshold
         self.encoders = nn.ModuleDict()
         self.decoders = nn.ModuleDict()
         layers = dict(
@@ -269,18 +281,18 @@ class GROOVEVAE(BaseModuleClass):
         return torch.stack(losses).sum()
 
     def batch_labels(self, tensors, inference_outputs) -> dict[str, torch.Tensor]:
-        """Group labels of the batch's cells, with pseudo-labels when configured."""
+        """Group labels of the batch's cells: distrusted labels left out, then pseudo-labels."""
         qz = inference_outputs["qz"]
         labels = {m: tensors[labels_key(m)].reshape(-1).long() for m in qz}
-        if self.pseudo_label_threshold is None or len(qz) < 2:
+        if len(qz) < 2:
             return labels
-        return pseudo_labels(
-            {m: q.loc for m, q in qz.items()},
-            labels,
-            self.pseudo_label_threshold,
-            temperature=self.temperature,
-            similarity=self.similarity,
-        )
+        z = {m: q.loc for m, q in qz.items()}
+        kw = {"temperature": self.temperature, "similarity": self.similarity}
+        if self.distrust_threshold is not None:
+            labels = distrust_labels(z, labels, self.distrust_threshold, **kw)
+        if self.pseudo_label_threshold is not None:
+            labels = pseudo_labels(z, labels, self.pseudo_label_threshold, **kw)
+        return labels
 
     def _means_and_labels(self, tensors, inference_outputs, labels) -> tuple[dict, dict]:
         """Latent means per modality and the batch's labels (computed when not given)."""
