@@ -78,12 +78,26 @@ def _grid(results, metric, ax, tuning, shared_fraction, cmap, annotate, spread):
                     s = sd.iloc[i, j]
                     text = f"{v:.3f}" + (f"\n±{s:.3f}" if np.isfinite(s) else "")
                     dark = (v > mid) if low else (v < mid)
-                    ax.text(j, i, text, ha="center", va="center", fontsize="x-small",
-                            color="white" if dark else "black")  # fmt: skip
+                    ax.text(
+                        j,
+                        i,
+                        text,
+                        ha="center",
+                        va="center",
+                        fontsize="x-small",
+                        color="white" if dark else "black",
+                    )
                 else:
                     mark = status.get((learner, aligner), "")
-                    ax.text(j, i, {"skipped": "skip", "error": "error"}.get(mark, "–"),
-                            ha="center", va="center", fontsize="x-small", color="0.4")  # fmt: skip
+                    ax.text(
+                        j,
+                        i,
+                        {"skipped": "skip", "error": "error"}.get(mark, "–"),
+                        ha="center",
+                        va="center",
+                        fontsize="x-small",
+                        color="0.4",
+                    )
     if np.isfinite(values).any():
         flat = np.nanargmin(values) if low else np.nanargmax(values)
         i, j = np.unravel_index(flat, values.shape)
@@ -91,8 +105,10 @@ def _grid(results, metric, ax, tuning, shared_fraction, cmap, annotate, spread):
     where = "" if shared_fraction is None else f", shared_fraction={shared_fraction:g}"
     n_seeds = int(df["seed"].nunique()) if "seed" in df else 1
     seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
-    ax.set_title(f"{metric} ({_direction(metric)}{where})\nmean ± {spread} over {seeds}, "
-                 f"epsilon: {tuning}", fontsize="small")  # fmt: skip
+    ax.set_title(
+        f"{metric} ({_direction(metric)}{where})\nmean ± {spread} over {seeds}, epsilon: {tuning}",
+        fontsize="small",
+    )
     ax.set_xlabel("aligner")
     ax.set_ylabel("learner")
     fig.colorbar(im, ax=ax, label=metric)
@@ -121,8 +137,9 @@ def _sweep(results, metric, ax, tuning, aligner, spread, dodge):
         x, m = g.mean().index.to_numpy(), g.mean().to_numpy()
         e = g.std().to_numpy() if spread == "std" else (g.std() / np.sqrt(g.count())).to_numpy()
         shift = (i - (len(learners) - 1) / 2) * dodge
-        ax.errorbar(x + shift, m, yerr=np.nan_to_num(e), marker="o", capsize=3,
-                    label=f"{learner} + {best}")  # fmt: skip
+        ax.errorbar(
+            x + shift, m, yerr=np.nan_to_num(e), marker="o", capsize=3, label=f"{learner} + {best}"
+        )
     ax.set_xlabel("shared_fraction (share of the perturbation effect common to both modalities)")
     ax.set_ylabel(metric)
     how = "each learner with its best aligner overall" if aligner is None else f"aligner {aligner}"
