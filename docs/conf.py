@@ -24,7 +24,14 @@ extensions = [
     "sphinx.ext.viewcode",
 ]
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "generated/*.md", "robustness/*_table.md", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
+exclude_patterns = [
+    "_build",
+    "generated/*.md",
+    "robustness/*_table.md",
+    "**.ipynb_checkpoints",
+    "Thumbs.db",
+    ".DS_Store",
+]
 master_doc = "index"
 default_role = "literal"
 pygments_style = "default"
