@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
@@ -140,10 +141,12 @@ def _signature(groups: tuple[OptionGroup, ...]) -> inspect.Signature:
 def _with_parameters(doc: str, groups: tuple[OptionGroup, ...]) -> str:
     """``doc`` with the groups' Parameters section inserted before its Examples section."""
     docs = {"problem": PROBLEM, **{f"group{i}": g.doc for i, g in enumerate(groups)}}
-    lines = "\n".join(f"    %({name})s" for name in docs)
-    section = substitute(f"    Parameters\n    ----------\n{lines}\n\n", docs)
-    head, examples, rest = doc.partition("    Examples\n")
-    return f"{head}{section}{examples}{rest}"
+    # the body's own indentation: 4 spaces, or none where Python (>= 3.13) dedents docstrings
+    found = re.search(r"^( *)Examples\n", doc, re.MULTILINE)
+    pad, cut = (found.group(1), found.start()) if found else ("    ", len(doc))
+    lines = "\n".join(f"{pad}%({name})s" for name in docs)
+    section = substitute(f"{pad}Parameters\n{pad}----------\n{lines}\n\n", docs)
+    return f"{doc[:cut]}{section}{doc[cut:]}"
 
 
 def aligner_options(
