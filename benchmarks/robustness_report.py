@@ -50,13 +50,15 @@ def markdown(tab: pd.DataFrame) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def write_table(name: str, df: pd.DataFrame, index: list[str]) -> None:
-    """One markdown table per metric into ``<name>_table.md``."""
+def write_table(name: str, df: pd.DataFrame, index: list[str], transpose: bool = False) -> None:
+    """One markdown table per metric into ``<name>_table.md`` (learners as rows: ``transpose``)."""
     parts = []
+    n_seeds = df["seed"].nunique()
     for metric in METRICS:
-        tab = summary(df[df["metric"] == metric], index).reset_index()
+        tab = summary(df[df["metric"] == metric], index)
+        tab = (tab.T.rename_axis("learner") if transpose else tab).reset_index()
         better = "higher" if metric == "trace" else "lower"
-        parts.append(f"**{metric}** ({better} is better; mean ± sd over 3 seeds)\n")
+        parts.append(f"**{metric}** ({better} is better; mean ± sd over {n_seeds} seeds)\n")
         parts.append(markdown(tab) + "\n")
     (ROOT / f"{name}_table.md").write_text("\n".join(parts))
 
@@ -80,6 +82,37 @@ def plot_lines(name: str, df: pd.DataFrame, x: str, panels: list[str], xlabel: s
     axes[0, -1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(ROOT / f"{name}.png", dpi=110)
+    plt.close(fig)
+
+
+#: Defaults of the parameters the sensitivity sweep varies (variant names groove_<name><value>).
+DEFAULTS = {"tau": 0.1, "beta": 10.0, "alpha": 1.0}
+
+
+def plot_sensitivity(df: pd.DataFrame) -> None:
+    """Trace and FOSCTTM against each parameter (the others at their defaults)."""
+    groove = df[df["learner"].str.startswith("groove")]
+    fig, axes = plt.subplots(len(METRICS), len(DEFAULTS), figsize=(10, 5.5), squeeze=False)
+    for j, (param, default) in enumerate(DEFAULTS.items()):
+        found = groove["learner"].str.extract(rf"^groove_{param}([0-9.]+)$")[0]
+        value = pd.to_numeric(found, errors="coerce")
+        value[groove["learner"] == "groove"] = default
+        sub = groove.assign(value_of=value).dropna(subset=["value_of"])
+        for i, metric in enumerate(METRICS):
+            ax = axes[i, j]
+            for aligner, d in sub[sub["metric"] == metric].groupby("aligner"):
+                s = d.groupby("value_of")["value"].agg(["mean", "std"])
+                ax.errorbar(s.index, s["mean"], s["std"], label=aligner, marker="o", capsize=2)
+            ax.axvline(default, color="0.7", lw=1, ls="--")
+            ax.set_xscale("symlog" if param == "alpha" else "log")
+            ticks = sorted(sub["value_of"].unique())
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.minorticks_off()
+            ax.set_xlabel(f"{param} (dashed: default)")
+            ax.set_ylabel(metric)
+    axes[0, -1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(ROOT / "sensitivity.png", dpi=110)
     plt.close(fig)
 
 
@@ -121,14 +154,8 @@ def main() -> int:
         write_table("rare_labels", df, ["shared_fraction", "aligner", "design"])
     if (ROOT / "sensitivity.csv").exists():
         df = load("sensitivity")
-        write_table("sensitivity", df, ["shared_fraction", "aligner"])
-        sens = df[df["learner"].str.startswith("groove")]
-        sens = sens.assign(
-            parameter=sens["learner"].str.extract(r"groove_(tau|beta|alpha)")[0].fillna("default")
-        )
-        t = sens[sens["metric"] == "trace"].groupby(["aligner", "learner"])["value"]
-        print("sensitivity, trace mean (sd):")
-        print(pd.concat({"mean": t.mean(), "sd": t.std(ddof=1)}, axis=1).round(3).to_string())
+        write_table("sensitivity", df, ["aligner"], transpose=True)
+        plot_sensitivity(df)
     return 0
 
 
