@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import torch
 
+from .._docs import doc_params
 from ._clip import similarity_matrix
 
+#: Parameter docs shared by the prototype-based label rules.
+_DOCS = {
+    "z_labels": """z
+    Latents per modality.
+labels
+    Integer labels per modality (negative = unlabeled).""",
+    "prototype_options": """temperature, similarity
+    As in GroupCLIP.
 
+Returns
+-------
+New label tensors per modality.""",
+}
+
+
+@doc_params(**_DOCS)
 @torch.no_grad()
-def pseudo_labels(
+def pseudo_labels(  # noqa: D417 (z, labels, temperature, similarity from _DOCS)
     z: dict[str, torch.Tensor],
     labels: dict[str, torch.Tensor],
     threshold: float,
@@ -24,18 +40,10 @@ def pseudo_labels(
 
     Parameters
     ----------
-    z
-        Latents per modality.
-    labels
-        Integer labels per modality (negative = unlabeled).
+    %(z_labels)s
     threshold
         Confidence needed for an assignment, in ``(0, 1]``.
-    temperature, similarity
-        As in GroupCLIP.
-
-    Returns
-    -------
-    New label tensors per modality.
+    %(prototype_options)s
 
     Examples
     --------
@@ -85,11 +93,13 @@ def _prototype_posterior(
     return groups, prob
 
 
+@doc_params(**_DOCS)
 @torch.no_grad()
-def distrust_labels(
+def distrust_labels(  # noqa: D417 (z, labels, temperature, similarity from _DOCS)
     z: dict[str, torch.Tensor],
     labels: dict[str, torch.Tensor],
     threshold: float,
+    *,
     temperature: float | torch.Tensor = 0.1,
     similarity: str = "cosine",
 ) -> dict[str, torch.Tensor]:
@@ -105,18 +115,10 @@ def distrust_labels(
 
     Parameters
     ----------
-    z
-        Latents per modality.
-    labels
-        Integer labels per modality (negative = unlabeled).
+    %(z_labels)s
     threshold
         Confidence in another group needed to leave a label out, in ``(0, 1]``.
-    temperature, similarity
-        As in GroupCLIP.
-
-    Returns
-    -------
-    New label tensors per modality.
+    %(prototype_options)s
 
     Examples
     --------
