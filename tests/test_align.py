@@ -136,10 +136,13 @@ def test_leot_equals_pot_per_group(mdata, backend, dtype, rtol):
     P = block(mdata)
     xs, xt = rep(mdata, "rna"), rep(mdata, "prot")
     gs_, gt = groups(mdata, "rna"), groups(mdata, "prot")
-    # epsilon is relative to the largest same-group cost
-    cmax = max(sqdist(xs[gs_ == g], xt[gt == g]).max() for g in np.unique(gs_))
-    assert np.isclose(eps, 5e-3 * cmax, rtol=1e-5)
-    assert meta["parameters"]["epsilon_relative"] == 5e-3
+    # epsilon is relative to the mean same-group cost, groups weighted by their source cells
+    cmean = sum(
+        (gs_ == g).mean() * sqdist(xs[gs_ == g], xt[gt == g]).mean() for g in np.unique(gs_)
+    )
+    assert np.isclose(eps, 0.05 * cmean, rtol=1e-5)
+    assert meta["parameters"]["epsilon_relative"] == 0.05
+    assert meta["parameters"]["epsilon_scale"] == "mean"
     n = len(gs_)
     for g in np.unique(gs_):
         i, j = gs_ == g, gt == g
@@ -480,7 +483,7 @@ def test_torch_backend_matches_numpy_for_egwl(mdata, one_torch_thread):
 
 def test_leot_default_epsilon_converges_in_float32():
     data = make_blobs(sizes_s=(40, 30, 35), sizes_t=(30, 45, 25), d=8, seed=3)
-    gs.tl.align(data, "rna", "prot", method="leot")  # epsilon 5e-3 of the max cost
+    gs.tl.align(data, "rna", "prot", method="leot")  # epsilon 0.05 of the mean cost
     conv = data.uns["groove_coupling"]["convergence"]
     assert conv["converged"] and conv["marginal_error"] < 1e-4
 
@@ -584,13 +587,13 @@ def test_sparsified_coupling_keeps_row_marginals_and_reports_dropped_mass(mdata,
 
 def test_default_sparsity_bounds_entries_per_row():
     data = make_blobs(sizes_s=(300, 20), sizes_t=(600, 25), d=3, seed=1)
-    gs.tl.align(data, "rna", "prot", method="leot", epsilon=0.05)  # a spread-out plan
+    gs.tl.align(data, "rna", "prot", method="leot", epsilon=0.2)  # a spread-out plan
     P = data.obsp["groove_coupling"]
     meta = data.uns["groove_coupling"]
     assert meta["parameters"]["keep_mass"] == 0.99 and meta["parameters"]["max_per_row"] == 256
     assert np.diff(P.indptr).max() == 256
     assert 0.01 < meta["convergence"]["dropped_mass"] < 0.5
-    gs.tl.align(data, "rna", "prot", method="leot", epsilon=0.05, key_added="full", **FULL)
+    gs.tl.align(data, "rna", "prot", method="leot", epsilon=0.2, key_added="full", **FULL)
     np.testing.assert_allclose(block(data).sum(1), block(data, "full").sum(1), rtol=1e-6)
 
 
@@ -666,3 +669,21 @@ def test_stream_solver_output_is_sparsified_like_the_dense_one():
     np.testing.assert_allclose(S, R, atol=1e-9 * P.max())
     assert out.dropped == pytest.approx(dropped, rel=1e-6)
     np.testing.assert_allclose(S.sum(1), a, rtol=1e-9)
+
+
+def test_blockwise_mean_cost_matches_brute_force():
+    from groove_sc.tl._aligners._costs import blockwise_mean_sqeuclidean
+
+    rng = np.random.default_rng(4)
+    xs, xt = rng.normal(size=(30, 5)) + 7.0, rng.normal(size=(25, 5)) + 7.0
+    si = [np.arange(0, 12), np.arange(12, 30)]
+    ti = [np.arange(0, 20), np.arange(20, 25)]
+    a = [rng.random(12), rng.random(18)]
+    b = [rng.random(20), rng.random(5)]
+    expected, weight = 0.0, 0.0
+    for s_, t_, a_, b_ in zip(si, ti, a, b):
+        C = sqdist(xs[s_], xt[t_])
+        expected += a_.sum() * (a_ @ C @ b_) / (a_.sum() * b_.sum())
+        weight += a_.sum()
+    got = blockwise_mean_sqeuclidean(xs, xt, si, ti, a, b)
+    assert np.isclose(got, expected / weight, rtol=1e-10)

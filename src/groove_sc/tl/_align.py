@@ -68,26 +68,28 @@ def align(
     per-group methods; ``uot`` instead gives every kept cell equal mass on both sides and lets
     its marginal penalty absorb group-size differences.
 
-    **Epsilon** is relative to the cost scale: the absolute value is ``epsilon`` times the
-    largest cost the first Sinkhorn solve sees on the solved support: the squared Euclidean cost
-    for ``eot``/``leot``/``uot`` (largest same-group distance for the labeled ones); the
-    linearised Gromov-Wasserstein cost at the initial (product) coupling for ``egw``/``egw_all``/
-    ``egwl``/``fgw``, whose geometries are squared distances divided by their mean; the initial
-    sample cost for ``coot``/``cootl`` (their feature plan has its own ``epsilon_feature``,
-    default ``5e-2``). Defaults: ``5e-3`` (Perturb-OT's default; small values give sharp
-    matchings), ``1e-2`` for ``coot``/``cootl``. The absolute and relative values are recorded
+    **Epsilon** is relative to the cost scale. ``leot``: the mean same-group cost (the squared
+    Euclidean cost of the coupling uniform within each group, pooled over groups by their mass),
+    default ``0.05``. ``eot``/``uot``: the largest squared Euclidean cost on the solved support,
+    default ``5e-3`` (Perturb-OT's default). ``egw``/``egw_all``/``egwl``/``fgw``: the
+    linearised Gromov-Wasserstein cost at the initial (product) coupling, whose geometries are
+    squared distances divided by their mean, default ``5e-3``. ``coot``/``cootl``: the initial
+    sample cost, default ``1e-2`` (their feature plan has its own ``epsilon_feature``, default
+    ``5e-2``). Small values give sharp matchings. The absolute and relative values are recorded
     in ``uns[key_added]["parameters"]``.
 
-    **epsilon="auto"** (the default) chooses the relative epsilon without the truth, by
+    **epsilon="auto"** (the default) checks the method default without the truth, by
     held-out-group cross-validation (:mod:`groove_sc.tl._aligners._auto_epsilon`): random pairs
-    of groups are merged, the aligner is run on the merged blocks at ``0.25``, ``1`` and ``4``
-    times the method default, and each coupling is scored by how well its barycentric
-    projections tell the hidden groups apart. Candidates that do not beat the label-only
-    coupling (uniform within each merged block) are discarded; when none does, a smooth
-    epsilon (``1.0``, close to the label-only coupling) is used. The candidates, their scores,
-    the label-only score and the choice are stored in ``uns[key_added]["epsilon_auto"]``.
-    The cross-validation runs on subsampled blocks and costs about twice the final alignment.
-    Methods without an epsilon (``knn``) and alignments without labels use the method default.
+    of groups are merged, the aligner is run on the merged blocks at ``1``, ``4`` and ``16``
+    times the method default, and each coupling is scored by the share of its mass that joins
+    cells of the same hidden group, against the label-only coupling (uniform within each merged
+    block) and chance. The default is kept while it beats the label-only coupling; otherwise
+    the smallest larger candidate that does is used, and when none does, a smooth epsilon
+    (``1.0``, close to the label-only coupling). The choice never moves to a sharper epsilon.
+    The candidates, their scores, the label-only score and the choice are stored in
+    ``uns[key_added]["epsilon_auto"]``. The cross-validation runs on subsampled blocks and
+    costs about twice the final alignment. Methods without an epsilon (``knn``) and alignments
+    without labels use the method default.
 
     **Solvers.** Per-group entropic problems are solved together by a batched, log-stabilised
     Sinkhorn over padded groups (one tensor program; on CPU as many groups as fit the caches,

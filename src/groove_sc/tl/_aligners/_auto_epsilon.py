@@ -11,13 +11,16 @@ barycentric :func:`projection_auc` is recorded beside it; it is not used for the
 it rises with epsilon whatever the data (smoothing towards the group centroid always helps to
 tell *groups* apart), whereas the choice concerns cells.
 
-Candidates that do not beat the label-only answer by more than chance (mean + 2 sd of the score
-with the hidden groups permuted within each block, :func:`null_threshold`, and at least ``tol``)
-are discarded; if none does, the
-data carry no within-group signal that the aligner can use, and the choice falls back to a
-smooth epsilon (:data:`FALLBACK_EPSILON`), close to the label-only coupling. Among the
-candidates within ``tol`` of the best score, the one closest to the method default is taken: the
-default moves only on evidence.
+The method default is kept as long as it beats the label-only answer by more than chance (mean +
+2 sd of the score with the hidden groups permuted within each block, :func:`null_threshold`, and
+at least ``tol``). Only when it does not does the choice move, and only towards the label-only
+coupling: to the smallest larger candidate that beats chance, or, if none does, to a smooth
+epsilon (:data:`FALLBACK_EPSILON`) close to the label-only coupling. The criterion never moves to
+a *sharper* epsilon: the mass joining same-hidden-group cells grows as the coupling sharpens
+whether or not the cells it matches correspond, and on a latent trained with all labels the
+held-out groups are separated at every epsilon, so a higher score there is no evidence of better
+cell-level matching (on the real development set and on simulations the sharper candidates
+scored higher and matched cells worse).
 
 The cross-validation solves subsampled merged blocks, sized so that all candidates together
 cost about ``budget`` times the final alignment (pairwise blocks are quadratic in their cells).
@@ -38,11 +41,11 @@ if TYPE_CHECKING:
     from ._problem import AlignProblem
     from ._registry import Aligner
 
-#: Candidates, as multiples of the method's default epsilon.
-AUTO_FACTORS = (0.25, 1.0, 4.0)
+#: Candidates, as multiples of the method's default epsilon (the default and smoother ones).
+AUTO_FACTORS = (1.0, 4.0, 16.0)
 #: Relative epsilon used when no candidate beats the label-only coupling.
 FALLBACK_EPSILON = 1.0
-#: Scores within this of the best count as tied (the largest epsilon among them wins).
+#: A candidate must beat the label-only score (0) by at least this much.
 AUTO_TOL = 0.005
 #: Cross-validation cost, in multiples of the final alignment.
 AUTO_BUDGET = 2.0
@@ -140,26 +143,22 @@ def choose_truth_free(candidates: Sequence[float], scores: Sequence[float], tol:
     return float(max(near)) if near else float("nan")
 
 
-def choose_near_default(
-    candidates: Sequence[float], scores: Sequence[float], default: float, tol: float
-) -> float:
-    """Among the candidates within ``tol`` of the best score, the one closest to ``default``.
+def choose_guarded(candidates: Sequence[float], beats: Sequence[bool], default: float) -> float:
+    """The default if it beats chance, else the smallest larger candidate that does.
 
-    Closeness is on a log scale; equally close candidates: the larger. NaN scores are ignored;
-    NaN when no candidate has a finite score.
+    Returns NaN when neither the default nor any larger candidate beats chance (the caller
+    falls back to a smooth epsilon).
 
     Examples
     --------
-    >>> choose_near_default([0.1, 0.2, 0.4], [0.50, 0.60, 0.595], default=0.2, tol=0.01)
-    0.2
-    >>> choose_near_default([0.1, 0.2, 0.4], [0.50, 0.55, 0.60], default=0.2, tol=0.01)
-    0.4
+    >>> choose_guarded([0.05, 0.2, 0.8], [True, True, True], default=0.05)
+    0.05
+    >>> choose_guarded([0.05, 0.2, 0.8], [False, False, True], default=0.05)
+    0.8
 
     """
-    near = _near_best(candidates, scores, tol)
-    if not near:
-        return float("nan")
-    return float(min(near, key=lambda c: (abs(np.log(c / default)), -c)))
+    ok = [float(c) for c, b in zip(candidates, beats) if b and c >= default]
+    return min(ok) if ok else float("nan")
 
 
 def _merged_blocks(
@@ -314,7 +313,7 @@ def auto_epsilon(
     factors
         Candidates as multiples of the default epsilon.
     tol
-        Scores within ``tol`` of the best count as tied.
+        Least margin over the label-only score for a candidate to count as beating it.
     budget
         Cost of the cross-validation in multiples of the final alignment.
     max_cells
@@ -334,7 +333,7 @@ def auto_epsilon(
     ...                            "perturbation", None, "cpu", None, "float32")
     >>> eps, info = auto_epsilon(problem, gs.tl.ALIGNERS["leot"], {}, problem.rep()[1])
     >>> info["mode"], info["candidates"].tolist(), bool(eps in info["candidates"] or eps == 1.0)
-    ('auto', [0.00125, 0.005, 0.02], True)
+    ('auto', [0.05, 0.2, 0.8], True)
 
     """
     start = time.perf_counter()
@@ -356,11 +355,10 @@ def auto_epsilon(
         problem, aligner, method_kwargs, candidates, cells, names, y, rng
     )
     beats = np.isfinite(mass) & (mass > np.maximum(tol, null))
-    fallback = not bool(beats.any())
+    chosen = choose_guarded(candidates, beats, default)
+    fallback = not np.isfinite(chosen)
     if fallback:
         chosen = max(FALLBACK_EPSILON, max(candidates))
-    else:
-        chosen = choose_near_default(np.asarray(candidates)[beats], mass[beats], default, tol)
     info = {
         "mode": "auto",
         "candidates": np.asarray(candidates),
@@ -371,7 +369,8 @@ def auto_epsilon(
         "label_only_projection_auc": float(baseline),
         "chosen": float(chosen),
         "fallback": fallback,
-        "criterion": "held-out merged group pairs, scaled same-group mass",
+        "criterion": "held-out merged group pairs, scaled same-group mass; the default is kept "
+        "while it beats chance, else the smallest smoother candidate that does",
         "n_blocks": len(names),
         "cells_per_group_fraction": min(1.0, fraction),
         "seconds": time.perf_counter() - start,

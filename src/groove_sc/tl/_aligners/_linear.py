@@ -10,7 +10,7 @@ import ot
 
 from . import _docparams as docs
 from ._blockwise import Blocks, Chunk
-from ._costs import batched_sqdist, mask_padding
+from ._costs import batched_sqdist, blockwise_mean_sqeuclidean, mask_padding
 from ._groups import GroupLayout
 from ._options import (
     Grouping,
@@ -27,8 +27,11 @@ from ._registry import AlignResult, register_aligner
 from ._sinkhorn import marginal_errors
 from ._stream import FactoredCost
 
-#: Default epsilon relative to the largest cost on the solved support (Perturb-OT's default).
+#: Default epsilon of ``eot`` and ``uot``, relative to the largest cost on the solved support
+#: (Perturb-OT's default).
 DEFAULT_EPSILON = 5e-3
+#: Default epsilon of ``leot``, relative to the mean same-group cost (see :func:`leot`).
+LEOT_DEFAULT_EPSILON = 0.05
 
 
 def _shifted_reps(problem: AlignProblem, layout: GroupLayout) -> tuple[np.ndarray, np.ndarray]:
@@ -54,12 +57,17 @@ def _solve_linear(
     storage: Storage,
     solver: PotSolver,
     reg_m: float | None = None,
+    epsilon_scale: str = "max",
 ) -> AlignResult:
     """Balanced (``reg_m=None``) or unbalanced entropic OT on every block of ``layout``.
 
-    ``masses`` holds, per block, the masses of its source and of its target cells.
+    ``masses`` holds, per block, the masses of its source and of its target cells. Epsilon is
+    relative to the largest cost on the solved support (``epsilon_scale="max"``) or to the
+    mean cost of the independent coupling within the blocks (``"mean"``); ``reg_m`` is always
+    relative to the largest cost.
     """
-    eps_rel = relative_epsilon(problem, DEFAULT_EPSILON)
+    default = LEOT_DEFAULT_EPSILON if epsilon_scale == "mean" else DEFAULT_EPSILON
+    eps_rel = relative_epsilon(problem, default)
     streaming = solver.solver == "batched"
     blocks = Blocks(problem, layout, *masses, streaming=streaming, **asdict(storage))
     if solver.solver not in ("batched", "pot"):
@@ -69,8 +77,14 @@ def _solve_linear(
         xs, xt = _shifted_reps(problem, layout)
         for ch in blocks.chunks:
             ch.data["C"] = _sqeuclidean(blocks, ch, xs, xt)
-        scale = blocks.cost_scale([ch.C for ch in blocks.chunks]) or 1.0
-        eps, reg_m_abs = eps_rel * scale, None if reg_m is None else reg_m * scale
+        largest = blocks.cost_scale([ch.C for ch in blocks.chunks]) or 1.0
+        scale = largest
+        if epsilon_scale == "mean":
+            mean = blockwise_mean_sqeuclidean(
+                xs, xt, layout.source_index, layout.target_index, *masses
+            )
+            scale = mean if mean > 0 else largest
+        eps, reg_m_abs = eps_rel * scale, None if reg_m is None else reg_m * largest
         for ch in blocks.chunks:  # each chunk's cost and plan are released once stored
             if not streaming:
                 method = solver.pot_method
@@ -88,9 +102,10 @@ def _solve_linear(
     parameters: dict[str, Any] = {
         "epsilon": eps,
         "epsilon_relative": eps_rel,
-        "epsilon_scale": "max",
+        "epsilon_scale": epsilon_scale,
         "cost": "sqeuclidean",
         "cost_scale": scale,
+        "cost_max": largest,
         "tol": tol,
         "max_iter": max_iter,
         "solver": solver.solver,
@@ -167,7 +182,12 @@ STORAGE = OptionGroup(Storage(), docs.storage())
 SOLVER = OptionGroup(PotSolver(), docs.SOLVER)
 
 
-@register_aligner("leot", labels="required", description=DESCRIPTION["leot"], **LINEAR)
+@register_aligner(
+    "leot",
+    labels="required",
+    description=DESCRIPTION["leot"],
+    **{**LINEAR, "default_epsilon": LEOT_DEFAULT_EPSILON},
+)
 @aligner_options(SINKHORN, STORAGE, SOLVER, OptionGroup(Grouping(), docs.LEOT_GROUP_WEIGHTS))
 def leot(
     problem: AlignProblem,
@@ -179,8 +199,11 @@ def leot(
     """Labeled entropic OT: one balanced problem per group, solved batched.
 
     Cost: squared Euclidean distance in the shared representation. Epsilon is relative to the
-    largest cost over same-group pairs (one absolute value for all groups). Each group carries a
-    mass proportional to its size (``group_weights``), spread uniformly over its cells.
+    mean same-group cost (the cost of the coupling uniform within each group, pooled over the
+    groups by their mass): one absolute value for all groups, set by the typical distance a
+    cell has to its group in the other modality rather than by the most distant pair, which a
+    single outlying cell decides. Each group carries a mass proportional to its size
+    (``group_weights``), spread uniformly over its cells.
 
     Examples
     --------
@@ -191,7 +214,7 @@ def leot(
     """
     layout = problem.layout()
     masses = layout.cell_masses(layout.group_mass(grouping.group_weights))
-    result = _solve_linear(problem, layout, masses, sinkhorn, storage, solver)
+    result = _solve_linear(problem, layout, masses, sinkhorn, storage, solver, epsilon_scale="mean")
     result.parameters["group_weights"] = grouping.group_weights
     return result
 
