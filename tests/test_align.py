@@ -687,3 +687,17 @@ def test_blockwise_mean_cost_matches_brute_force():
         weight += a_.sum()
     got = blockwise_mean_sqeuclidean(xs, xt, si, ti, a, b)
     assert np.isclose(got, expected / weight, rtol=1e-10)
+
+
+def test_leot_on_identical_cells_per_group_is_uniform():
+    # a one-hot label space: every same-group cost is 0, so no scale can be taken from it
+    mdata = make_blobs(sizes_s=(10, 12), sizes_t=(8, 9), d=2, seed=0)
+    for m in ("rna", "prot"):
+        codes = mdata[m].obs["perturbation"].cat.codes.to_numpy()
+        mdata[m].obsm["X_onehot"] = np.eye(2)[codes] * 3.0
+    gs.tl.align(mdata, "rna", "prot", method="leot", use_rep="X_onehot", epsilon=None)
+    P = block(mdata).toarray() if hasattr(block(mdata), "toarray") else block(mdata)
+    gs_, gt = groups(mdata, "rna"), groups(mdata, "prot")
+    for g in np.unique(gs_):
+        rows = P[np.ix_(gs_ == g, gt == g)]
+        assert np.allclose(rows, rows.mean())

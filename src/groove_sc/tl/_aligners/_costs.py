@@ -143,7 +143,7 @@ def blockwise_mean_sqeuclidean(
 
     Returns
     -------
-    The pooled mean cost (0 when no block has mass).
+    The pooled mean cost (0 when no block has mass or every block's cells coincide).
 
     Examples
     --------
@@ -161,7 +161,9 @@ def blockwise_mean_sqeuclidean(
             continue
         x, y = np.asarray(xs[si], np.float64), np.asarray(xt[ti], np.float64)
         mx, my = a @ x / wa, b @ y / wb
-        second = a @ (x**2).sum(1) / wa + b @ (y**2).sum(1) / wb
-        total += float(wa) * max(float(second) - 2.0 * float(mx @ my), 0.0)
+        second = float(a @ (x**2).sum(1) / wa + b @ (y**2).sum(1) / wb)
+        mean = second - 2.0 * float(mx @ my)
+        # below the rounding error of the expansion the block's cells coincide: cost 0
+        total += float(wa) * (mean if mean > 1e-10 * second else 0.0)
         weight += float(wa)
     return float(total / weight) if weight > 0 else 0.0

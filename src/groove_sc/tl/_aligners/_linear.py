@@ -83,7 +83,8 @@ def _solve_linear(
             mean = blockwise_mean_sqeuclidean(
                 xs, xt, layout.source_index, layout.target_index, *masses
             )
-            scale = mean if mean > 0 else largest
+            # 0: every block's cells coincide (a label space), its costs are rounding errors
+            scale = mean if mean > 0 else 1.0
         eps, reg_m_abs = eps_rel * scale, None if reg_m is None else reg_m * largest
         for ch in blocks.chunks:  # each chunk's cost and plan are released once stored
             if not streaming:
