@@ -19,8 +19,8 @@ epsilon (:data:`FALLBACK_EPSILON`) close to the label-only coupling. The criteri
 a *sharper* epsilon: the mass joining same-hidden-group cells grows as the coupling sharpens
 whether or not the cells it matches correspond, and on a latent trained with all labels the
 held-out groups are separated at every epsilon, so a higher score there is no evidence of better
-cell-level matching (on the real development set and on simulations the sharper candidates
-scored higher and matched cells worse).
+cell-level matching (on simulations the sharpest candidate scored higher and matched cells
+worse; on the real development set it tied and matched cells worse).
 
 The cross-validation solves subsampled merged blocks, sized so that all candidates together
 cost about ``budget`` times the final alignment (pairwise blocks are quadratic in their cells).
