@@ -52,6 +52,13 @@ def test_auto_epsilon_is_recorded_and_round_trips(method, tmp_path):
     assert len(info["scores"]) == len(cands) and len(info["projection_auc"]) == len(cands)
     used = mdata.uns["groove_coupling"]["parameters"]["epsilon_relative"]
     assert np.isclose(used, info["chosen"])
+    # the search stops at the first candidate (from the default up) that beats chance
+    evaluated = np.asarray(info["evaluated"], dtype=bool)
+    assert evaluated[0] and np.isfinite(np.asarray(info["scores"])[evaluated]).all()
+    first = int(np.argmin(evaluated)) if not evaluated.all() else len(evaluated)
+    assert evaluated[:first].all() and not evaluated[first:].any()
+    if not info["fallback"]:
+        assert np.isclose(info["chosen"], cands[first - 1])
     assert info["chosen"] in cands or info["fallback"]
     mdata.write(tmp_path / "a.h5mu")
     back = md.read_h5mu(tmp_path / "a.h5mu")

@@ -24,6 +24,9 @@ worse; on the real development set it tied and matched cells worse).
 
 The cross-validation solves subsampled merged blocks, sized so that all candidates together
 cost about ``budget`` times the final alignment (pairwise blocks are quadratic in their cells).
+The candidates are solved from the default upwards and the search stops at the first one that
+beats chance, so on data where the default does, only the default is solved (the others are
+recorded with NaN scores and ``evaluated`` False).
 """
 
 from __future__ import annotations
@@ -311,7 +314,8 @@ def auto_epsilon(
     y_target
         ``(n_target, d)`` target representation used by the score.
     factors
-        Candidates as multiples of the default epsilon.
+        Candidates as multiples of the default epsilon (factors below 1 are ignored: the
+        choice never sharpens; the default itself is always a candidate).
     tol
         Least margin over the label-only score for a candidate to count as beating it.
     budget
@@ -344,7 +348,9 @@ def auto_epsilon(
         return None, {"mode": "method default: no labels to hold out (groupby=None)"}
     if problem.layout().n_groups < 2:
         return None, {"mode": "method default: fewer than two groups to hold out"}
-    candidates = sorted({float(f) * float(default) for f in factors if f > 0})
+    candidates = sorted({float(f) * float(default) for f in factors if f >= 1})
+    if not candidates or not np.isclose(candidates[0], default):
+        candidates = sorted({float(default), *candidates})
     rng = np.random.default_rng(seed)
     fraction = float(np.sqrt(budget / (2.0 * len(candidates))))
     cells, names = _merged_blocks(problem, fraction, max_cells, rng)
@@ -352,9 +358,9 @@ def auto_epsilon(
     label_only = _block_centroid_projection(y, cells[2], cells[3])
     baseline = projection_auc(label_only, y, *cells)
     auc, mass, null = _score_candidates(
-        problem, aligner, method_kwargs, candidates, cells, names, y, rng
+        problem, aligner, method_kwargs, candidates, cells, names, y, rng, tol
     )
-    beats = np.isfinite(mass) & (mass > np.maximum(tol, null))
+    beats = _beats(mass, null, tol)
     chosen = choose_guarded(candidates, beats, default)
     fallback = not np.isfinite(chosen)
     if fallback:
@@ -366,6 +372,7 @@ def auto_epsilon(
         "projection_auc": auc,
         "label_only_score": 0.0,
         "chance_threshold": null,
+        "evaluated": np.isfinite(mass) | np.isfinite(null),
         "label_only_projection_auc": float(baseline),
         "chosen": float(chosen),
         "fallback": fallback,
@@ -387,15 +394,20 @@ def _score_candidates(
     names: np.ndarray,
     y: np.ndarray,
     rng: np.random.Generator,
+    tol: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Solve the merged blocks at each candidate epsilon and score the couplings.
+    """Solve the merged blocks at each candidate epsilon, in increasing order, and score them.
 
-    Returns, per candidate, the projection AUC, the scaled hidden-group mass and its chance
-    threshold (NaN for a candidate whose solve failed).
+    Stops at the first candidate that beats chance (no later one can be chosen). Returns, per
+    candidate, the projection AUC, the scaled hidden-group mass and its chance threshold (NaN
+    for a candidate whose solve failed or that was not needed).
     """
     _, _, s_blocks, t_blocks = cells
+    n = len(candidates)
     scores, masses, nulls = [], [], []
     for eps in candidates:
+        if masses and _beats(np.array(masses[-1:]), np.array(nulls[-1:]), tol)[0]:
+            break
         sub = replace(
             problem, source_codes=s_blocks, target_codes=t_blocks, group_names=names, epsilon=eps
         )
@@ -410,4 +422,11 @@ def _score_candidates(
             scores.append(float("nan"))
             masses.append(float("nan"))
             nulls.append(float("nan"))
-    return tuple(np.asarray(x, dtype=float) for x in (scores, masses, nulls))
+    pad = [float("nan")] * (n - len(masses))
+    return tuple(np.asarray(x + pad, dtype=float) for x in (scores, masses, nulls))
+
+
+def _beats(mass: np.ndarray, null: np.ndarray, tol: float) -> np.ndarray:
+    """Whether each scaled hidden-group mass beats both ``tol`` and its chance threshold."""
+    mass, null = np.asarray(mass, dtype=float), np.asarray(null, dtype=float)
+    return np.isfinite(mass) & (mass > np.maximum(tol, null))
