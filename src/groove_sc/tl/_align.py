@@ -81,14 +81,16 @@ def align(
     **epsilon="auto"** (the default) checks the method default without the truth, by
     held-out-group cross-validation (:mod:`groove_sc.tl._aligners._auto_epsilon`): random pairs
     of groups are merged, the aligner is run on the merged blocks at ``1``, ``4`` and ``16``
-    times the method default, and each coupling is scored by the share of its mass that joins
+    times the method default (in that order, stopping at the first that beats the label-only
+    coupling), and each coupling is scored by the share of its mass that joins
     cells of the same hidden group, against the label-only coupling (uniform within each merged
     block) and chance. The default is kept while it beats the label-only coupling; otherwise
     the smallest larger candidate that does is used, and when none does, a smooth epsilon
     (``1.0``, close to the label-only coupling). The choice never moves to a sharper epsilon.
     The candidates, their scores, the label-only score and the choice are stored in
-    ``uns[key_added]["epsilon_auto"]``. The cross-validation runs on subsampled blocks and
-    costs about twice the final alignment. Methods without an epsilon (``knn``) and alignments
+    ``uns[key_added]["epsilon_auto"]`` (candidates not needed have NaN scores). The
+    cross-validation runs on subsampled blocks and costs at most about twice the final
+    alignment, about once when the default is kept. Methods without an epsilon (``knn``) and alignments
     without labels use the method default.
 
     **Solvers.** Per-group entropic problems are solved together by a batched, log-stabilised
