@@ -40,6 +40,7 @@ POSITIONAL = {
         "device",
     ),
     "tl.register_aligner": ("name",),
+    "tl.average_couplings": ("mdata", "keys"),
     "pl.matching": ("mdata", "coupling_key"),
     "pl.group_mass": ("mdata", "coupling_key", "groupby"),
     "pl.partner_spread": ("mdata", "coupling_key", "groupby"),
@@ -68,7 +69,7 @@ POSITIONAL = {
 }
 
 #: Functions that write a result into the MuData.
-WRITERS = ("tl.embed", "tl.align", "tl.impute")
+WRITERS = ("tl.embed", "tl.align", "tl.impute", "tl.average_couplings")
 
 
 def _public_functions():

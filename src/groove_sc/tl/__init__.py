@@ -2,6 +2,7 @@
 
 from ._align import align
 from ._aligners import ALIGNERS, Aligner, AlignProblem, AlignResult, register_aligner
+from ._average import average_couplings
 from ._embed import embed
 from ._impute import impute
 
@@ -11,6 +12,7 @@ __all__ = [
     "AlignResult",
     "Aligner",
     "align",
+    "average_couplings",
     "embed",
     "impute",
     "register_aligner",

@@ -90,8 +90,8 @@ def align(
     The candidates, their scores, the label-only score and the choice are stored in
     ``uns[key_added]["epsilon_auto"]`` (candidates not needed have NaN scores). The
     cross-validation runs on subsampled blocks and costs at most about twice the final
-    alignment, about once when the default is kept. Methods without an epsilon (``knn``) and alignments
-    without labels use the method default.
+    alignment, about once when the default is kept. Methods without an epsilon (``knn``) and
+    alignments without labels use the method default.
 
     **Solvers.** Per-group entropic problems are solved together by a batched, log-stabilised
     Sinkhorn over padded groups (one tensor program; on CPU as many groups as fit the caches,
