@@ -696,6 +696,7 @@ def test_leot_on_identical_cells_per_group_is_uniform():
         codes = mdata[m].obs["perturbation"].cat.codes.to_numpy()
         mdata[m].obsm["X_onehot"] = np.eye(2)[codes] * 3.0
     gs.tl.align(mdata, "rna", "prot", method="leot", use_rep="X_onehot", epsilon=None)
+    assert mdata.uns["groove_coupling"]["parameters"]["cost_scale"] == 1.0
     P = block(mdata).toarray() if hasattr(block(mdata), "toarray") else block(mdata)
     gs_, gt = groups(mdata, "rna"), groups(mdata, "prot")
     for g in np.unique(gs_):

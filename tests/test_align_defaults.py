@@ -64,6 +64,8 @@ def test_auto_epsilon_is_recorded_and_round_trips(method, tmp_path):
     back = md.read_h5mu(tmp_path / "a.h5mu")
     got = back.uns["groove_coupling"]["epsilon_auto"]["scores"]
     assert np.allclose(got, info["scores"], equal_nan=True)
+    got = np.asarray(back.uns["groove_coupling"]["epsilon_auto"]["evaluated"], dtype=bool)
+    np.testing.assert_array_equal(got, evaluated)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -89,8 +91,15 @@ def test_auto_epsilon_falls_back_without_signal():
         mdata[m].obsm["X_noise"] = rng.normal(size=(mdata[m].n_obs, 4)).astype(np.float32)
     gs.tl.align(mdata, "rna", "prot", use_rep="X_noise", method="leot", key_added="c")
     info = mdata.uns["c"]["epsilon_auto"]
-    assert info["fallback"] and info["chosen"] == 1.0
+    assert info["fallback"] and np.isclose(info["chosen"], 16 * max(info["candidates"]))
     assert np.all(np.asarray(info["scores"]) <= np.asarray(info["chance_threshold"]))
+    # close to the label-only coupling: every row spread nearly evenly over its group
+    P = extract_block(mdata, "c", "rna", "prot").toarray()
+    groups = mdata["rna"].obs["perturbation"].to_numpy()
+    for g in np.unique(groups):
+        rows = P[groups == g][:, mdata["prot"].obs["perturbation"].to_numpy() == g]
+        share = rows / rows.sum(1, keepdims=True)
+        assert share.max() < 2.0 / share.shape[1] and share.min() > 0.4 / share.shape[1]
 
 
 def test_auto_epsilon_not_applicable_cases():
@@ -195,3 +204,31 @@ def test_auto_epsilon_retries_larger_candidates_when_the_full_problem_diverges()
         assert np.isclose(extract_block(mdata, "f", "rna", "prot").sum(), 1.0)
     finally:
         gs.tl.ALIGNERS.pop("_flaky_leot")
+
+
+def test_auto_epsilon_solves_merged_blocks_at_the_real_groups_scale():
+    from groove_sc.tl._aligners._linear import leot, mean_group_cost
+    from groove_sc.tl._aligners._problem import build_problem
+
+    seen = []
+
+    @gs.tl.register_aligner("_spy_leot", default_epsilon=0.05, labels="required", shared_rep=True)
+    def spy(problem, **kw):
+        if str(problem.group_names[0]).startswith("cv"):
+            seen.append(problem.mean_cost)
+        return leot(problem, **kw)
+
+    try:
+        mdata = make_paired(seed=5)
+        gs.tl.align(mdata, "rna", "prot", method="_spy_leot", key_added="s")
+        problem, _ = build_problem(
+            mdata, "rna", "prot", "leot", "X_groove", "perturbation", None, "cpu", None,
+            "float32",
+        )  # fmt: skip
+        # merged blocks mix two groups, whose mean cost is larger: the search must not use it
+        expected = mean_group_cost(problem)
+        assert seen and all(np.isclose(v, expected) for v in seen)
+        final = mdata.uns["s"]["parameters"]
+        assert np.isclose(final["cost_scale"], expected, rtol=1e-5)
+    finally:
+        gs.tl.ALIGNERS.pop("_spy_leot")

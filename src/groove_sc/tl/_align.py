@@ -86,12 +86,13 @@ def align(
     cells of the same hidden group, against the label-only coupling (uniform within each merged
     block) and chance. The default is kept while it beats the label-only coupling; otherwise
     the smallest larger candidate that does is used, and when none does, a smooth epsilon
-    (``1.0``, close to the label-only coupling). The choice never moves to a sharper epsilon.
+    (16 times the largest candidate, at least ``1.0``: close to the label-only coupling). The
+    choice never moves to a sharper epsilon.
     The candidates, their scores, the label-only score and the choice are stored in
     ``uns[key_added]["epsilon_auto"]`` (candidates not needed have NaN scores). The
-    cross-validation runs on subsampled blocks and costs at most about twice the final
-    alignment, about once when the default is kept. Methods without an epsilon (``knn``) and
-    alignments without labels use the method default.
+    cross-validation runs on subsampled blocks, sized so that solving every candidate would
+    cost about twice the final alignment; when the default is kept only it is solved. Methods
+    without an epsilon (``knn``) and alignments without labels use the method default.
 
     **Solvers.** Per-group entropic problems are solved together by a batched, log-stabilised
     Sinkhorn over padded groups (one tensor program; on CPU as many groups as fit the caches,

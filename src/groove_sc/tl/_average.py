@@ -48,8 +48,8 @@ def average_couplings(
     -------
     ``None`` (or the new MuData with ``copy=True``). Writes ``obsp[key_added]`` and
     ``uns[key_added]``: ``source``, ``target``, ``method="average"``, ``averaged`` (the keys),
-    ``weights``, ``methods`` (each coupling's method) and ``groupby`` (the couplings' common
-    one, else ``""``).
+    ``weights``, ``methods`` (each coupling's method), and ``groupby`` and ``use_rep`` (the
+    couplings' common one, else ``""``).
 
     Examples
     --------
@@ -84,6 +84,8 @@ def average_couplings(
     out = mdata.copy() if copy else mdata
     out.obsp[key_added] = embed_block(out, total.tocsr(), source, target)
     groupbys = {str(mdata.uns[key].get("groupby") or "") for key in keys}
+    reps = {str(mdata.uns[key].get("use_rep")) for key in keys}
+    shared_rep = all(isinstance(mdata.uns[key].get("use_rep"), str) for key in keys)
     out.uns[key_added] = as_h5_value(
         {
             "source": source,
@@ -93,6 +95,7 @@ def average_couplings(
             "weights": np.asarray(w),
             "methods": [str(mdata.uns[key].get("method", "")) for key in keys],
             "groupby": groupbys.pop() if len(groupbys) == 1 else "",
+            "use_rep": reps.pop() if shared_rep and len(reps) == 1 else "",
         }
     )
     return out if copy else None

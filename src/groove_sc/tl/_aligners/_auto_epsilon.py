@@ -15,7 +15,8 @@ The method default is kept as long as it beats the label-only answer by more tha
 2 sd of the score with the hidden groups permuted within each block, :func:`null_threshold`, and
 at least ``tol``). Only when it does not does the choice move, and only towards the label-only
 coupling: to the smallest larger candidate that beats chance, or, if none does, to a smooth
-epsilon (:data:`FALLBACK_EPSILON`) close to the label-only coupling. The criterion never moves to
+epsilon close to the label-only coupling (:data:`FALLBACK_EPSILON`, or :data:`FALLBACK_FACTOR`
+times the largest candidate if that is larger). The criterion never moves to
 a *sharper* epsilon: the mass joining same-hidden-group cells grows as the coupling sharpens
 whether or not the cells it matches correspond, and on a latent trained with all labels the
 held-out groups are separated at every epsilon, so a higher score there is no evidence of better
@@ -46,8 +47,11 @@ if TYPE_CHECKING:
 
 #: Candidates, as multiples of the method's default epsilon (the default and smoother ones).
 AUTO_FACTORS = (1.0, 4.0, 16.0)
-#: Relative epsilon used when no candidate beats the label-only coupling.
+#: Relative epsilon used when no candidate beats the label-only coupling: this, or
+#: :data:`FALLBACK_FACTOR` times the largest candidate if that is larger.
 FALLBACK_EPSILON = 1.0
+#: The fallback is at least this many times the largest candidate.
+FALLBACK_FACTOR = 16.0
 #: A candidate must beat the label-only score (0) by at least this much.
 AUTO_TOL = 0.005
 #: Cross-validation cost, in multiples of the final alignment.
@@ -357,14 +361,14 @@ def auto_epsilon(
     y = np.asarray(y_target, dtype=np.float64)
     label_only = _block_centroid_projection(y, cells[2], cells[3])
     baseline = projection_auc(label_only, y, *cells)
-    auc, mass, null = _score_candidates(
+    auc, mass, null, evaluated = _score_candidates(
         problem, aligner, method_kwargs, candidates, cells, names, y, rng, tol
     )
     beats = _beats(mass, null, tol)
     chosen = choose_guarded(candidates, beats, default)
     fallback = not np.isfinite(chosen)
     if fallback:
-        chosen = max(FALLBACK_EPSILON, max(candidates))
+        chosen = max(FALLBACK_EPSILON, FALLBACK_FACTOR * max(candidates))
     info = {
         "mode": "auto",
         "candidates": np.asarray(candidates),
@@ -372,7 +376,7 @@ def auto_epsilon(
         "projection_auc": auc,
         "label_only_score": 0.0,
         "chance_threshold": null,
-        "evaluated": np.isfinite(mass) | np.isfinite(null),
+        "evaluated": evaluated,
         "label_only_projection_auc": float(baseline),
         "chosen": float(chosen),
         "fallback": fallback,
@@ -395,21 +399,31 @@ def _score_candidates(
     y: np.ndarray,
     rng: np.random.Generator,
     tol: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Solve the merged blocks at each candidate epsilon, in increasing order, and score them.
 
-    Stops at the first candidate that beats chance (no later one can be chosen). Returns, per
-    candidate, the projection AUC, the scaled hidden-group mass and its chance threshold (NaN
-    for a candidate whose solve failed or that was not needed).
+    Stops at the first candidate that beats chance (no later one can be chosen). The merged
+    blocks keep the real groups' mean cost (:attr:`AlignProblem.mean_cost`), so that a candidate
+    is tried at the epsilon the final alignment would use. Returns, per candidate, the
+    projection AUC, the scaled hidden-group mass and its chance threshold (NaN for a candidate
+    whose solve failed or that was not needed), and whether it was solved.
     """
+    from ._linear import mean_group_cost
+
     _, _, s_blocks, t_blocks = cells
     n = len(candidates)
+    mean_cost = problem.mean_cost if problem.mean_cost is not None else mean_group_cost(problem)
     scores, masses, nulls = [], [], []
     for eps in candidates:
         if masses and _beats(np.array(masses[-1:]), np.array(nulls[-1:]), tol)[0]:
             break
         sub = replace(
-            problem, source_codes=s_blocks, target_codes=t_blocks, group_names=names, epsilon=eps
+            problem,
+            source_codes=s_blocks,
+            target_codes=t_blocks,
+            group_names=names,
+            epsilon=eps,
+            mean_cost=mean_cost,
         )
         try:
             with warnings.catch_warnings():
@@ -422,8 +436,10 @@ def _score_candidates(
             scores.append(float("nan"))
             masses.append(float("nan"))
             nulls.append(float("nan"))
+    evaluated = np.arange(n) < len(masses)
     pad = [float("nan")] * (n - len(masses))
-    return tuple(np.asarray(x + pad, dtype=float) for x in (scores, masses, nulls))
+    scores, masses, nulls = (np.asarray(x + pad, dtype=float) for x in (scores, masses, nulls))
+    return scores, masses, nulls, evaluated
 
 
 def _beats(mass: np.ndarray, null: np.ndarray, tol: float) -> np.ndarray:

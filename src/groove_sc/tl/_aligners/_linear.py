@@ -41,6 +41,29 @@ def _shifted_reps(problem: AlignProblem, layout: GroupLayout) -> tuple[np.ndarra
     return xs - shift, xt - shift
 
 
+def mean_group_cost(problem: AlignProblem) -> float | None:
+    """The mean same-group cost of ``problem`` with ``leot``'s default group masses.
+
+    ``None`` when the modalities share no representation (only ``leot``-type aligners use it).
+
+    Examples
+    --------
+    >>> from groove_sc.tl._aligners._problem import build_problem
+    >>> problem, _ = build_problem(mdata, "rna", "prot", "leot", "X_true_shared",
+    ...                            "perturbation", None, "cpu", None, "float32")
+    >>> mean_group_cost(problem) > 0
+    True
+
+    """
+    try:
+        layout = problem.layout()
+        xs, xt = _shifted_reps(problem, layout)
+    except (ValueError, KeyError):
+        return None
+    masses = layout.cell_masses(layout.group_mass("source"))
+    return blockwise_mean_sqeuclidean(xs, xt, layout.source_index, layout.target_index, *masses)
+
+
 def _sqeuclidean(blocks: Blocks, ch: Chunk, xs: np.ndarray, xt: np.ndarray) -> Any:
     """The chunk's squared-Euclidean cost: padded with ``inf`` (dense) or factorised (streamed)."""
     X, Y, ops = blocks.take(ch, xs), blocks.take(ch, xt, "target"), blocks.ops
@@ -80,9 +103,11 @@ def _solve_linear(
         largest = blocks.cost_scale([ch.C for ch in blocks.chunks]) or 1.0
         scale = largest
         if epsilon_scale == "mean":
-            mean = blockwise_mean_sqeuclidean(
-                xs, xt, layout.source_index, layout.target_index, *masses
-            )
+            mean = problem.mean_cost
+            if mean is None:
+                mean = blockwise_mean_sqeuclidean(
+                    xs, xt, layout.source_index, layout.target_index, *masses
+                )
             # 0: every block's cells coincide (a label space), its costs are rounding errors
             scale = mean if mean > 0 else 1.0
         eps, reg_m_abs = eps_rel * scale, None if reg_m is None else reg_m * largest

@@ -81,6 +81,10 @@ class AlignProblem:
         The user's epsilon (relative to the method's cost scale), ``None`` for the default.
     ops
         Backend, device and dtype for the solvers.
+    mean_cost
+        The mean same-group cost that ``leot``'s epsilon is relative to; ``None`` (the
+        default): computed from the solved blocks. The ``epsilon="auto"`` search sets it so that
+        its merged blocks are solved at the epsilon the real groups would get.
 
     Examples
     --------
@@ -105,6 +109,7 @@ class AlignProblem:
     group_names: np.ndarray
     epsilon: float | None
     ops: ArrayOps
+    mean_cost: float | None = None
     _reps: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
