@@ -232,3 +232,42 @@ def test_auto_epsilon_solves_merged_blocks_at_the_real_groups_scale():
         assert np.isclose(final["cost_scale"], expected, rtol=1e-5)
     finally:
         gs.tl.ALIGNERS.pop("_spy_leot")
+
+
+def test_auto_epsilon_moves_to_the_first_smoother_candidate_that_beats_chance():
+    # a toy aligner: at its default it ignores the representation (uniform within each block,
+    # no better than the label-only coupling); from 4x the default on it couples cells with
+    # equal representation (here: their group), which resolves held-out groups
+    import scipy.sparse as sp
+
+    from groove_sc.tl import AlignResult
+
+    tried = []
+
+    @gs.tl.register_aligner("_toy", default_epsilon=0.1, labels="required", shared_rep=True)
+    def toy(problem):
+        eps = 0.1 if problem.epsilon is None else problem.epsilon
+        if str(problem.group_names[0]).startswith("cv"):
+            tried.append(eps)
+        xs, xt = problem.rep(shared=True)
+        same = problem.source_codes[:, None] == problem.target_codes[None, :]
+        same &= (problem.source_codes >= 0)[:, None]
+        if eps > 0.1 * 1.5:
+            same &= np.abs(xs[:, None, :] - xt[None, :, :]).sum(-1) < 1e-9
+        P = same / same.sum(1, keepdims=True).clip(1) / len(xs)
+        return AlignResult(coupling=sp.csr_matrix(P / P.sum()))
+
+    try:
+        mdata = make_paired(n_groups=6, k=20, seed=6)
+        for m in ("rna", "prot"):
+            codes = mdata[m].obs["perturbation"].cat.codes.to_numpy()
+            mdata[m].obsm["X_id"] = np.eye(6, dtype=np.float32)[codes]
+        gs.tl.align(mdata, "rna", "prot", use_rep="X_id", method="_toy", key_added="t")
+        info = mdata.uns["t"]["epsilon_auto"]
+        np.testing.assert_allclose(info["candidates"], [0.1, 0.4, 1.6])
+        np.testing.assert_array_equal(np.asarray(info["evaluated"], bool), [True, True, False])
+        assert tried == pytest.approx([0.1, 0.4])
+        assert not info["fallback"] and np.isclose(info["chosen"], 0.4)
+        assert np.isnan(np.asarray(info["scores"])[2])
+    finally:
+        gs.tl.ALIGNERS.pop("_toy")
