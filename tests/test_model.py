@@ -254,3 +254,26 @@ def test_supcon_defaults_to_its_own_mean_log_form():
     assert GROOVE(mdata, contrastive="supcon", positives="sum_in_log").module.positives == (
         "sum_in_log"
     )
+
+
+def test_training_after_a_query_runs_in_train_mode():
+    # queries put the module in eval mode; a further fit must train with dropout and batch
+    # statistics again, as the first one did
+    mdata = make_toy(seed=2)
+    GROOVE.setup_mudata(mdata, **SETUP)
+    model = GROOVE(mdata, n_latent=4, n_hidden=16)
+    modes = []
+    forward = model.module.forward
+
+    def spy(*args, **kwargs):
+        modes.append(model.module.training)
+        return forward(*args, **kwargs)
+
+    model.module.forward = spy
+    model.train(max_epochs=1, **QUIET)
+    first = set(modes)
+    model.get_latent_representation()
+    assert not model.module.training
+    modes.clear()
+    model.train(max_epochs=1, **QUIET)
+    assert first == {True} and set(modes) == {True}

@@ -579,6 +579,9 @@ class GROOVE(BaseModelClass):
             "groups_per_batch": int(groups_per_batch),
             "cells_per_group": int(cells_per_group),
         }
+        # queries (get_latent_representation...) leave the module in eval mode, and Lightning
+        # keeps the mode it finds: train mode for every fit, also after a query
+        self.module.train()
         with quiet_lightning():
             runner()
 
