@@ -20,8 +20,18 @@ def mean_sqdist(x: np.ndarray, y: np.ndarray | None = None) -> float:
 
     """
     y = x if y is None else y
-    mx, my = x.mean(axis=0), y.mean(axis=0)
-    return float((x**2).sum(1).mean() + (y**2).sum(1).mean() - 2.0 * mx @ my)
+    (mx, sx), (my, sy) = _moments(x), _moments(y)
+    return float(sx + sy - 2.0 * mx @ my)
+
+
+def _moments(x: np.ndarray, w: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
+    """Mean point and mean squared norm of the rows of ``x`` (weights ``w``, any positive sum).
+
+    In ``x``'s dtype without weights (as numpy scalars), so that callers keep its precision.
+    """
+    if w is None:
+        return x.mean(axis=0), (x**2).sum(1).mean()
+    return w @ x / w.sum(), w @ (x**2).sum(1) / w.sum()
 
 
 def sqeuclidean_factors(x: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -159,9 +169,11 @@ def blockwise_mean_sqeuclidean(
         wa, wb = a.sum(), b.sum()
         if wa <= 0 or wb <= 0:
             continue
-        x, y = np.asarray(xs[si], np.float64), np.asarray(xt[ti], np.float64)
-        mx, my = a @ x / wa, b @ y / wb
-        second = float(a @ (x**2).sum(1) / wa + b @ (y**2).sum(1) / wb)
+        (mx, sx), (my, sy) = (
+            _moments(np.asarray(xs[si], np.float64), a),
+            _moments(np.asarray(xt[ti], np.float64), b),
+        )
+        second = float(sx + sy)
         mean = second - 2.0 * float(mx @ my)
         # below the rounding error of the expansion the block's cells coincide: cost 0
         total += float(wa) * (mean if mean > 1e-10 * second else 0.0)
