@@ -415,8 +415,6 @@ def _score_candidates(
     mean_cost = problem.mean_cost if problem.mean_cost is not None else mean_group_cost(problem)
     scores, masses, nulls = [], [], []
     for eps in candidates:
-        if masses and _beats(np.array(masses[-1:]), np.array(nulls[-1:]), tol)[0]:
-            break
         sub = replace(
             problem,
             source_codes=s_blocks,
@@ -436,13 +434,15 @@ def _score_candidates(
             scores.append(float("nan"))
             masses.append(float("nan"))
             nulls.append(float("nan"))
+        if _beats(masses[-1], nulls[-1], tol):
+            break
     evaluated = np.arange(n) < len(masses)
     pad = [float("nan")] * (n - len(masses))
     scores, masses, nulls = (np.asarray(x + pad, dtype=float) for x in (scores, masses, nulls))
     return scores, masses, nulls, evaluated
 
 
-def _beats(mass: np.ndarray, null: np.ndarray, tol: float) -> np.ndarray:
+def _beats(mass: Any, null: Any, tol: float) -> np.ndarray:
     """Whether each scaled hidden-group mass beats both ``tol`` and its chance threshold."""
     mass, null = np.asarray(mass, dtype=float), np.asarray(null, dtype=float)
     return np.isfinite(mass) & (mass > np.maximum(tol, null))
