@@ -41,6 +41,7 @@ POSITIONAL = {
     ),
     "tl.register_aligner": ("name",),
     "tl.average_couplings": ("mdata", "keys"),
+    "tl.group_posterior": ("mdata", "use_rep"),
     "pl.matching": ("mdata", "coupling_key"),
     "pl.group_mass": ("mdata", "coupling_key", "groupby"),
     "pl.partner_spread": ("mdata", "coupling_key", "groupby"),

@@ -23,6 +23,7 @@ from .._constants import COUNT_LIKELIHOODS, DEFAULT_GROUPBY
 from .._mudata import check_disjoint_obs_names, check_modalities
 from ..data import GrooveDataModule, MuDataGroupLabelsField, encode_labels
 from ..module import GROOVEVAE
+from ..module._clip import DEFAULT_TEMPERATURE
 from ._arguments import check_model_arguments, check_train_arguments
 from ._training import (
     GrooveTrainingPlan,
@@ -141,7 +142,7 @@ class GROOVE(BaseModelClass):
         backtranslation: bool = True,
         alpha: float = 1.0,
         beta: float = 10.0,
-        temperature: float = 0.1,
+        temperature: float = DEFAULT_TEMPERATURE,
         learn_temperature: bool = False,
         positives: Literal["sum_in_log", "mean_log"] | None = None,
         similarity: Literal["cosine", "neg_sqeuclidean"] = "cosine",

@@ -12,6 +12,8 @@ Similarity = Literal["cosine", "neg_sqeuclidean"]
 
 _POSITIVES = ("sum_in_log", "mean_log")
 _SIMILARITIES = ("cosine", "neg_sqeuclidean")
+#: GroupCLIP's default softmax temperature (the paper's value).
+DEFAULT_TEMPERATURE = 0.1
 
 
 def similarity_matrix(z_a: torch.Tensor, z_b: torch.Tensor, similarity: Similarity) -> torch.Tensor:

@@ -13,6 +13,7 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from .._constants import batch_key, labels_key, x_key
+from ._clip import DEFAULT_TEMPERATURE
 from ._contrastive import CONTRASTIVE
 from ._likelihoods import get_likelihood
 from ._pseudo import distrust_labels, pseudo_labels
@@ -142,7 +143,7 @@ class GROOVEVAE(BaseModuleClass):
         contrastive: str | None = "groupclip",
         positives: str | None = None,
         similarity: str = "cosine",
-        temperature: float = 0.1,
+        temperature: float = DEFAULT_TEMPERATURE,
         learn_temperature: bool = False,
         backtranslation: bool = True,
         alpha: float = 1.0,

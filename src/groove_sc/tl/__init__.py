@@ -5,6 +5,7 @@ from ._aligners import ALIGNERS, Aligner, AlignProblem, AlignResult, register_al
 from ._average import average_couplings
 from ._embed import embed
 from ._impute import impute
+from ._posterior import group_posterior
 
 __all__ = [
     "ALIGNERS",
@@ -14,6 +15,7 @@ __all__ = [
     "align",
     "average_couplings",
     "embed",
+    "group_posterior",
     "impute",
     "register_aligner",
 ]

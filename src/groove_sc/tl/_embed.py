@@ -24,7 +24,9 @@ def embed(
 
     Writes ``mdata[m].obsm[key_added]`` for each modality the model was set up with, the joint
     ``mdata.obsm[key_added]`` over the union of cells (NaN rows for cells of unregistered
-    modalities) and a record of the call in ``mdata.uns[key_added]``.
+    modalities) and a record of the call in ``mdata.uns[key_added]``: ``model``, ``modalities``,
+    ``n_latent``, and the model's label column (``groupby``), GroupCLIP ``temperature`` and
+    ``similarity``, which :func:`groove_sc.tl.group_posterior` takes as its defaults.
 
     Parameters
     ----------
@@ -56,5 +58,9 @@ def embed(
         "model": type(model).__name__,
         "modalities": list(latents),
         "n_latent": int(next(iter(latents.values())).shape[1]),
+        # what tl.group_posterior needs to use the model's own group softmax
+        "groupby": str(model._setup_args["perturbation_key"]),
+        "temperature": float(model.module.temperature.detach().cpu()),
+        "similarity": str(model.module.similarity),
     }
     mdata.uns[key_added] = meta

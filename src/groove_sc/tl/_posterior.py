@@ -1,0 +1,287 @@
+"""``tl.group_posterior``: the cells of every modality in the space of their group posterior.
+
+GroupCLIP trains the latent so that a cell's softmax similarity to the group prototypes,
+``p(k | z) = softmax_k(s(z, mu_k) / tau)``, names its group. The vector of log-probabilities
+``log p(. | z)`` keeps the latent's group-discriminative directions, which both modalities
+share by construction, and drops the directions that no group uses, where most of the
+modality-specific variation lies. Optimal transport in this space matches cells by how they
+resemble every group, inside their own group too.
+
+The log-probability vectors have one entry per group (800 for a large screen), but they lie in
+an affine subspace of dimension at most ``n_latent + 1``: the similarity is linear in a feature
+map of ``z`` (the normalised latent for ``"cosine"``, the latent for ``"neg_sqeuclidean"``) and
+the log-normaliser adds a multiple of the all-ones vector. The cells are stored in an
+orthonormal basis of that subspace, so Euclidean distances between stored rows *equal* those
+between the full log-probability vectors, at the latent's width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from mudata import MuData
+
+from .._constants import DEFAULT_GROUPBY, DEFAULT_REP
+from .._labels import label_codes
+from .._mudata import set_union_obsm
+from .._representation import get_rep
+from ..module._clip import _SIMILARITIES, DEFAULT_TEMPERATURE, similarity_matrix
+from ._aligners._problem import as_h5_value
+
+#: Cells per chunk of the (cells x groups) log-probabilities; memory is chunk x groups.
+DEFAULT_CHUNK = 8192
+#: Singular values below this fraction of the largest one end the basis.
+_RANK_TOL = 1e-9
+#: Largest relative residual of a chunk outside the basis (float64 round-off is ~1e-13).
+_RESIDUAL_TOL = 1e-6
+
+
+def group_posterior(
+    mdata: MuData,
+    use_rep: str = DEFAULT_REP,
+    *,
+    groupby: str | None = None,
+    temperature: float | None = None,
+    similarity: str | None = None,
+    modalities: Sequence[str] | None = None,
+    key_added: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    copy: bool = False,
+) -> MuData | None:
+    """Map every cell to the log-probabilities of the groups given its latent (GroupCLIP's view).
+
+    The group prototypes are the latent means of each group's labeled cells, averaged over
+    the modalities that have the group (GroupCLIP aligns the modalities' prototypes). A cell
+    ``i`` of any modality, labeled or not, gets ``log softmax_k(s(z_i, mu_k) / temperature)``
+    over the groups ``k``, stored in an orthonormal basis of the subspace these vectors span
+    (at most ``n_latent + 1`` columns): distances between stored rows equal those between the
+    full vectors. Align in this space with :func:`groove_sc.tl.align` (``use_rep=key_added``).
+
+    On the PBMC development set and on simulations, ``leot`` in this space matched cells
+    better than in the latent, on every seed tried (see the "Real co-assayed data" page).
+
+    Parameters
+    ----------
+    mdata
+        MuData with ``obsm[use_rep]`` in every modality used.
+    use_rep
+        The latent, an ``obsm`` key written by :func:`groove_sc.tl.embed` (or any shared space
+        whose groups are separated by a similarity).
+    groupby
+        Label column in every modality (missing values: unlabeled cells, which get a row but
+        do not make prototypes). Default: the model's ``perturbation_key`` recorded by
+        :func:`groove_sc.tl.embed` in ``uns[use_rep]``, else ``"perturbation"``.
+    temperature
+        Softmax temperature (> 0). Default: the model's GroupCLIP temperature recorded by
+        :func:`groove_sc.tl.embed`, else ``0.1`` (GROOVE's default).
+    similarity
+        ``"cosine"`` or ``"neg_sqeuclidean"``. Default: the model's, else ``"cosine"``.
+    modalities
+        Modalities to map (default: those recorded by :func:`groove_sc.tl.embed`, else every
+        modality with ``obsm[use_rep]``).
+    key_added
+        Output key (default ``f"{use_rep}_posterior"``).
+    chunk_size
+        Cells per chunk; memory grows with ``chunk_size x groups``.
+    copy
+        Return a new MuData instead of writing into ``mdata``.
+
+    Returns
+    -------
+    ``None`` (or the new MuData with ``copy=True``). Writes ``mdata[m].obsm[key_added]`` for
+    every modality, the joint ``mdata.obsm[key_added]`` (NaN rows for other modalities) and
+    ``mdata.uns[key_added]``: ``use_rep``, ``groupby``, ``temperature``, ``similarity``,
+    ``modalities``, ``categories`` (the groups, in prototype order), ``prototypes``
+    ``(groups, n_latent)``, ``origin`` ``(groups,)`` and ``basis`` ``(groups, n_components)``
+    (a stored row is ``(log p(. | z) - origin) @ basis``) and ``n_components``.
+
+    Examples
+    --------
+    >>> gs.tl.group_posterior(mdata, "X_true_shared", groupby="perturbation", key_added="X_post")
+    >>> gs.tl.align(mdata, "rna", "prot", use_rep="X_post", groupby="perturbation")
+    >>> mdata["rna"].obsm["X_post"].shape[1] <= mdata["rna"].obsm["X_true_shared"].shape[1] + 1
+    True
+
+    """
+    record = _embed_record(mdata, use_rep)
+    groupby = groupby or str(record.get("groupby") or DEFAULT_GROUPBY)
+    temperature = _temperature(record.get("temperature") if temperature is None else temperature)
+    similarity = similarity or str(record.get("similarity") or "cosine")
+    if similarity not in _SIMILARITIES:
+        raise ValueError(
+            f"similarity must be one of {list(_SIMILARITIES)}, got {similarity!r} (use the "
+            "model's similarity, the one tl.embed records)."
+        )
+    if not (isinstance(chunk_size, int | np.integer) and chunk_size > 0):
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
+    mods = _modalities(mdata, use_rep, modalities, record)
+    key_added = key_added or f"{use_rep}_posterior"
+
+    latents = {m: get_rep(mdata, m, use_rep) for m in mods}
+    widths = {z.shape[1] for z in latents.values()}
+    if len(widths) != 1:
+        raise ValueError(
+            f"obsm['{use_rep}'] has different widths across modalities "
+            f"({ {m: z.shape[1] for m, z in latents.items()} }); the modalities must share "
+            "one latent space."
+        )
+    categories, prototypes = _prototypes(mdata, mods, latents, groupby)
+    basis, origin = _basis(prototypes, temperature, similarity)
+    stored = {
+        m: _coordinates(z, prototypes, basis, origin, temperature, similarity, chunk_size)
+        for m, z in latents.items()
+    }
+
+    out = mdata.copy() if copy else mdata
+    for m, c in stored.items():
+        out.mod[m].obsm[key_added] = c
+    set_union_obsm(out, key_added, stored)
+    out.uns[key_added] = as_h5_value(
+        {
+            "use_rep": use_rep,
+            "groupby": groupby,
+            "temperature": temperature,
+            "similarity": similarity,
+            "modalities": list(mods),
+            "categories": list(categories),
+            "prototypes": prototypes.astype(np.float32),
+            "origin": origin.astype(np.float32),
+            "basis": basis.astype(np.float32),
+            "n_components": int(basis.shape[1]),
+        }
+    )
+    return out if copy else None
+
+
+def _embed_record(mdata: MuData, use_rep: str) -> dict[str, Any]:
+    record = mdata.uns.get(use_rep)
+    return dict(record) if isinstance(record, dict) else {}
+
+
+def _temperature(value: Any) -> float:
+    if value is None:
+        return DEFAULT_TEMPERATURE
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if not (np.isfinite(t) and t > 0):
+        raise ValueError(f"temperature must be a positive number, got {value!r}.")
+    return t
+
+
+def _modalities(
+    mdata: MuData, use_rep: str, modalities: Sequence[str] | None, record: dict[str, Any]
+) -> list[str]:
+    if modalities is None:
+        recorded = [str(m) for m in np.atleast_1d(record.get("modalities", []))]
+        modalities = recorded or [m for m, a in mdata.mod.items() if use_rep in a.obsm]
+    mods = [modalities] if isinstance(modalities, str) else list(modalities)
+    if not mods:
+        raise KeyError(
+            f"No modality has obsm['{use_rep}'] (modalities: {list(mdata.mod)}); run "
+            "groove_sc.tl.embed(mdata, model, key_added=...) first or pass use_rep=."
+        )
+    unknown = [m for m in mods if m not in mdata.mod]
+    if unknown:
+        raise KeyError(f"modalities {unknown} are not in the MuData ({list(mdata.mod)}).")
+    return mods
+
+
+def _prototypes(
+    mdata: MuData, mods: list[str], latents: dict[str, np.ndarray], groupby: str
+) -> tuple[pd.Index, np.ndarray]:
+    """Groups with labeled cells, and their joint prototypes (mean of per-modality means)."""
+    labels = {}
+    for m in mods:
+        obs = mdata.mod[m].obs
+        if groupby not in obs:
+            raise KeyError(
+                f"groupby '{groupby}' is not a column of mdata['{m}'].obs (columns: "
+                f"{list(obs.columns)}); pass the label column as groupby=."
+            )
+        labels[m] = obs[groupby]
+    names = pd.Index(
+        sorted({str(v) for s in labels.values() for v in s.dropna().unique()}), dtype=object
+    )
+    if len(names) < 2:
+        raise ValueError(
+            f"obs['{groupby}'] has {len(names)} labeled group(s) across {mods}; the group "
+            "posterior needs at least two."
+        )
+    d = next(iter(latents.values())).shape[1]
+    sums = np.zeros((len(mods), len(names), d))
+    counts = np.zeros((len(mods), len(names)))
+    for i, m in enumerate(mods):
+        codes = label_codes(labels[m], names)
+        ok = codes >= 0
+        np.add.at(sums[i], codes[ok], latents[m][ok])
+        counts[i] = np.bincount(codes[ok], minlength=len(names))
+    means = sums / np.maximum(counts, 1)[:, :, None]
+    present = counts > 0
+    prototypes = (means * present[:, :, None]).sum(0) / present.sum(0)[:, None]
+    return names, prototypes
+
+
+def _log_posterior(
+    z: np.ndarray, prototypes: np.ndarray, temperature: float, similarity: str
+) -> np.ndarray:
+    """``(cells, groups)`` log-probabilities, with GroupCLIP's own similarity."""
+    logits = similarity_matrix(
+        torch.from_numpy(np.ascontiguousarray(z, dtype=np.float64)),
+        torch.from_numpy(np.ascontiguousarray(prototypes, dtype=np.float64)),
+        similarity,
+    )
+    return torch.log_softmax(logits / temperature, dim=1).numpy()
+
+
+def _basis(
+    prototypes: np.ndarray, temperature: float, similarity: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Orthonormal ``(groups, r)`` basis of the log-probability vectors' differences, and an origin.
+
+    The similarity is linear in a feature map of ``z`` of the latent's width, so the
+    differences span at most ``n_latent + 1`` dimensions (with the all-ones direction of the
+    normaliser); ``2 (n_latent + 1)`` Gaussian probes at the prototypes' spread span all of
+    them (an SVD of a ``2 n_latent + 3`` by ``groups`` matrix). The origin is the probes' mean
+    log-probability vector.
+    """
+    g, d = prototypes.shape
+    rng = np.random.default_rng(0)
+    spread = float(np.std(prototypes)) or 1.0
+    probes = prototypes.mean(0) + spread * rng.standard_normal((2 * (d + 1), d))
+    lp = _log_posterior(probes, prototypes, temperature, similarity)
+    origin = lp.mean(0)
+    _, s, vt = np.linalg.svd(np.concatenate([lp - origin, np.ones((1, g))]), full_matrices=False)
+    rank = int((s > s[0] * _RANK_TOL).sum())
+    return vt[:rank].T, origin
+
+
+def _coordinates(
+    z: np.ndarray,
+    prototypes: np.ndarray,
+    basis: np.ndarray,
+    origin: np.ndarray,
+    temperature: float,
+    similarity: str,
+    chunk_size: int,
+) -> np.ndarray:
+    """Rows ``(log p(. | z_i) - origin) @ basis`` in chunks; checks nothing leaves the basis."""
+    out = np.empty((z.shape[0], basis.shape[1]), dtype=np.float32)
+    for start in range(0, z.shape[0], chunk_size):
+        lp = _log_posterior(z[start : start + chunk_size], prototypes, temperature, similarity)
+        lp -= origin
+        coords = lp @ basis
+        residual = np.linalg.norm(lp - coords @ basis.T)
+        if residual > _RESIDUAL_TOL * max(float(np.linalg.norm(lp)), 1e-300):
+            raise RuntimeError(
+                "The log-probabilities left the subspace of the basis (relative residual "
+                f"{residual / np.linalg.norm(lp):.2e}); please report this with the similarity "
+                "used."
+            )
+        out[start : start + chunk_size] = coords
+    return out
