@@ -18,6 +18,7 @@ from mudata import MuData
 from .._constants import COUNTS_LAYER
 from .._counts import guess_likelihood
 from .._docs import doc_params
+from ..tl._posterior import group_posterior
 from ._registry import LEARNER_DOCS, register_learner
 
 #: Learner name -> (GROOVE options, description). Backtranslation stays on in the contrastive
@@ -26,6 +27,10 @@ GROOVE_VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "groove": (
         {"contrastive": "groupclip", "backtranslation": True},
         "GROOVE: GroupCLIP + backtranslation",
+    ),
+    "groove_posterior": (
+        {"contrastive": "groupclip", "backtranslation": True, "posterior": True},
+        "GROOVE in its group-posterior space (tl.group_posterior of the latent)",
     ),
     "groove_no_groupclip": (
         {"contrastive": None, "backtranslation": True},
@@ -117,6 +122,7 @@ def fit_groove(  # noqa: D417 (parameters from LEARNER_DOCS)
     likelihoods: dict[str, str] | None = None,
     layers: dict[str, str | None] | None = None,
     train_kwargs: dict[str, Any] | None = None,
+    posterior: bool = False,
     **model_kwargs: Any,
 ) -> dict[str, Any]:
     """Set up, train and embed a :class:`groove_sc.model.GROOVE` on every modality of ``mdata``.
@@ -126,7 +132,8 @@ def fit_groove(  # noqa: D417 (parameters from LEARNER_DOCS)
     mdata
         MuData (registered here with ``perturbation_key=groupby``).
     key
-        ``obsm`` key written in every modality (posterior means).
+        ``obsm`` key written in every modality (latent posterior means, or with
+        ``posterior=True`` their group posterior).
     %(groupby)s
     %(seed)s
     contrastive, backtranslation
@@ -139,6 +146,9 @@ def fit_groove(  # noqa: D417 (parameters from LEARNER_DOCS)
         Per modality; guessed by :func:`infer_likelihoods` when not given.
     train_kwargs
         Passed to :meth:`groove_sc.model.GROOVE.train`.
+    posterior
+        Write the cells' group posterior (:func:`groove_sc.tl.group_posterior` of the latent,
+        with the model's temperature and similarity) instead of the latent.
     **model_kwargs
         Passed to :class:`groove_sc.model.GROOVE` (``beta``, ``n_hidden``...).
 
@@ -181,6 +191,16 @@ def fit_groove(  # noqa: D417 (parameters from LEARNER_DOCS)
         latents = model.get_latent_representation()
     for m, z in latents.items():
         mdata.mod[m].obsm[key] = np.asarray(z, dtype=np.float32)
+    if posterior:
+        group_posterior(
+            mdata,
+            key,
+            groupby=groupby,
+            temperature=float(model.module.temperature.detach().cpu()),
+            similarity=model.module.similarity,
+            modalities=list(latents),
+            key_added=key,
+        )
     return {"model": model, "likelihoods": likelihoods}
 
 
