@@ -12,7 +12,8 @@ Usage (the data file is not part of the package)::
 Candidate sets (``--set``): ``within`` (how the within-group default was chosen: the paper's
 objective, ``mmd`` gamma 1 and ``ot_clip`` with gamma 1, 3 and 10; 200 epochs, ``n_latent=16``)
 and ``beta_tau`` (the contrastive weight ``beta`` and temperature ``tau`` around the defaults;
-run with ``--epochs 250 --n-latent 32``, the model's defaults on this data). Besides the
+run with ``--epochs 250 --n-latent 32``, the model's defaults on this data) and ``n_latent``
+(the latent size, 32, 16 or 8, overriding ``--n-latent``; run with ``--epochs 250``). Besides the
 scaled hidden-group mass the table gives, after a slash, the barycentric analogue: the
 probability that a cell's projection in the target's scoring space lies closer to a target cell
 of its own hidden group than to one of the other (``projection_auc``).
@@ -45,7 +46,12 @@ BETA_TAU = {
     "tau 0.05": {"temperature": 0.05},
     "tau 0.2": {"temperature": 0.2},
 }
-CANDIDATES = {"within": WITHIN, "beta_tau": BETA_TAU}
+LATENT = {
+    "n_latent 32": {"n_latent": 32},
+    "n_latent 16": {"n_latent": 16},
+    "n_latent 8": {"n_latent": 8},
+}
+CANDIDATES = {"within": WITHIN, "beta_tau": BETA_TAU, "n_latent": LATENT}
 
 
 def merged_labels(labels: pd.Series, groups: list[str], seed: int) -> dict[str, str]:
@@ -74,7 +80,7 @@ def score(
     )  # fmt: skip
     scvi.settings.seed = seed
     with quiet_training():
-        model = gs.model.GROOVE(mdata, n_latent=n_latent, **config)
+        model = gs.model.GROOVE(mdata, **{"n_latent": n_latent, **config})
         model.train(max_epochs=epochs, seed=seed, enable_progress_bar=False)
     gs.tl.embed(mdata, model, key_added="X_heldout")
     gs.tl.align(
