@@ -74,6 +74,29 @@ def test_rows_keep_the_distances_of_the_full_log_posterior(partly_labeled, simil
     )
 
 
+@pytest.mark.parametrize("similarity", ["cosine", "neg_sqeuclidean"])
+def test_latents_far_from_the_origin_keep_their_distances(similarity):
+    """Nearly parallel latents far from 0, unlabeled cells spread wider than the prototypes."""
+    mdata = make_toy(n_groups=4, k=20, d=8, seed=5)
+    rng = np.random.default_rng(1)
+    centres = np.repeat(100 + 1e-4 * rng.normal(size=(4, 8)), 20, axis=0)
+    for m in mdata.mod:
+        wide = np.arange(mdata[m].n_obs) % 2 == 1  # unlabeled: 10 times the spread
+        z = centres + 1e-5 * rng.normal(size=(80, 8))
+        z[wide] = 100 + 1e-3 * rng.normal(size=(int(wide.sum()), 8))
+        mdata[m].obsm["X_far"] = z
+        labels = mdata[m].obs["perturbation"].astype(object)
+        labels[wide] = None
+        mdata[m].obs["perturbation"] = pd.Categorical(labels)
+    gs.tl.group_posterior(
+        mdata, "X_far", groupby="perturbation", temperature=0.1, similarity=similarity
+    )
+    _, ref = _reference(mdata, "X_far", "perturbation", 0.1, similarity)
+    stored = np.concatenate([mdata[m].obsm["X_far_posterior"] for m in ("rna", "prot")])
+    full = np.concatenate([ref["rna"], ref["prot"]])
+    np.testing.assert_allclose(pdist(stored), pdist(full), rtol=1e-4, atol=1e-4 * pdist(full).max())
+
+
 def test_chunks_do_not_change_the_rows(partly_labeled):
     gs.tl.group_posterior(partly_labeled, "X_lat", groupby="perturbation", key_added="a")
     gs.tl.group_posterior(
@@ -130,6 +153,10 @@ def test_bad_input_is_named(partly_labeled):
         gs.tl.group_posterior(partly_labeled, "X_lat", groupby="perturbation", similarity="dot")
     with pytest.raises(ValueError, match="chunk_size"):
         gs.tl.group_posterior(partly_labeled, "X_lat", groupby="perturbation", chunk_size=0)
+    with pytest.raises(ValueError, match="key_added must differ from use_rep"):
+        gs.tl.group_posterior(partly_labeled, "X_lat", groupby="perturbation", key_added="X_lat")
+    with pytest.raises(ValueError, match="modalities is empty"):
+        gs.tl.group_posterior(partly_labeled, "X_lat", groupby="perturbation", modalities=[])
     for m in partly_labeled.mod:
         partly_labeled[m].obs["one"] = pd.Categorical(["a"] * partly_labeled[m].n_obs)
     with pytest.raises(ValueError, match="at least two"):

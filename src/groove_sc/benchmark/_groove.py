@@ -191,7 +191,8 @@ def fit_groove(  # noqa: D417 (parameters from LEARNER_DOCS)
         latents = model.get_latent_representation()
     for m, z in latents.items():
         mdata.mod[m].obsm[key] = np.asarray(z, dtype=np.float32)
-    if posterior:
+    if posterior:  # the latent's group posterior replaces it under ``key``
+        tmp = f"{key}_posterior"
         group_posterior(
             mdata,
             key,
@@ -199,8 +200,12 @@ def fit_groove(  # noqa: D417 (parameters from LEARNER_DOCS)
             temperature=float(model.module.temperature.detach().cpu()),
             similarity=model.module.similarity,
             modalities=list(latents),
-            key_added=key,
+            key_added=tmp,
         )
+        for m in latents:
+            mdata.mod[m].obsm[key] = mdata.mod[m].obsm.pop(tmp)
+        mdata.obsm.pop(tmp, None)
+        mdata.uns.pop(tmp, None)
     return {"model": model, "likelihoods": likelihoods}
 
 

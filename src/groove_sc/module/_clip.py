@@ -33,6 +33,28 @@ def similarity_matrix(z_a: torch.Tensor, z_b: torch.Tensor, similarity: Similari
     raise ValueError(f"similarity must be one of {_SIMILARITIES}, got {similarity!r}.")
 
 
+def prototype_directions(prototypes: torch.Tensor, similarity: Similarity) -> torch.Tensor:
+    """``(groups, d)`` matrix ``W`` with ``similarity_matrix(z, prototypes) = f(z) @ W.T + c(z)``.
+
+    ``f`` is a feature map of ``z`` and ``c(z)`` is the same for every prototype, so the
+    similarities of any two cells differ by a vector in the span of ``W``'s columns and the
+    all-ones vector (used by :func:`groove_sc.tl.group_posterior`): the normalised prototypes
+    for ``"cosine"`` (``f`` normalises ``z``), the prototypes for ``"neg_sqeuclidean"``
+    (``-|z - mu|^2 = 2 z.mu - |mu|^2 - |z|^2``).
+
+    Examples
+    --------
+    >>> prototype_directions(torch.tensor([[3.0, 4.0]]), "cosine")
+    tensor([[0.6000, 0.8000]])
+
+    """
+    if similarity == "cosine":
+        return F.normalize(prototypes, dim=-1)
+    if similarity == "neg_sqeuclidean":
+        return prototypes
+    raise ValueError(f"similarity must be one of {_SIMILARITIES}, got {similarity!r}.")
+
+
 def _directional(
     logits: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor, positives: Positives
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,7 +1,9 @@
 """``tl.group_posterior``: the cells of every modality in the space of their group posterior.
 
-GroupCLIP trains the latent so that a cell's softmax similarity to the group prototypes,
-``p(k | z) = softmax_k(s(z, mu_k) / tau)``, names its group. The vector of log-probabilities
+GroupCLIP pulls each cell towards the cells of its group in the other modalities and away from
+the other groups, so a softmax over a cell's similarities to the group prototypes,
+``p(k | z) = softmax_k(s(z, mu_k) / tau)`` (the prototype form of GroupCLIP's group softmax,
+the one pseudo-labelling uses), names its group. The vector of log-probabilities
 ``log p(. | z)`` keeps the latent's group-discriminative directions, which both modalities
 share by construction, and drops the directions that no group uses, where most of the
 modality-specific variation lies. Optimal transport in this space matches cells by how they
@@ -11,8 +13,8 @@ The log-probability vectors have one entry per group (800 for a large screen), b
 an affine subspace of dimension at most ``n_latent + 1``: the similarity is linear in a feature
 map of ``z`` (the normalised latent for ``"cosine"``, the latent for ``"neg_sqeuclidean"``) and
 the log-normaliser adds a multiple of the all-ones vector. The cells are stored in an
-orthonormal basis of that subspace, so Euclidean distances between stored rows *equal* those
-between the full log-probability vectors, at the latent's width.
+orthonormal basis of that subspace, so Euclidean distances between stored rows equal those
+between the full log-probability vectors (up to float32 rounding), at the latent's width.
 """
 
 from __future__ import annotations
@@ -29,14 +31,19 @@ from .._constants import DEFAULT_GROUPBY, DEFAULT_REP
 from .._labels import label_codes
 from .._mudata import set_union_obsm
 from .._representation import get_rep
-from ..module._clip import _SIMILARITIES, DEFAULT_TEMPERATURE, similarity_matrix
+from ..module._clip import (
+    _SIMILARITIES,
+    DEFAULT_TEMPERATURE,
+    prototype_directions,
+    similarity_matrix,
+)
 from ._aligners._problem import as_h5_value
 
 #: Cells per chunk of the (cells x groups) log-probabilities; memory is chunk x groups.
 DEFAULT_CHUNK = 8192
 #: Singular values below this fraction of the largest one end the basis.
 _RANK_TOL = 1e-9
-#: Largest relative residual of a chunk outside the basis (float64 round-off is ~1e-13).
+#: Largest relative residual of a row outside the basis (float64 round-off is ~1e-13).
 _RESIDUAL_TOL = 1e-6
 
 
@@ -59,10 +66,13 @@ def group_posterior(
     ``i`` of any modality, labeled or not, gets ``log softmax_k(s(z_i, mu_k) / temperature)``
     over the groups ``k``, stored in an orthonormal basis of the subspace these vectors span
     (at most ``n_latent + 1`` columns): distances between stored rows equal those between the
-    full vectors. Align in this space with :func:`groove_sc.tl.align` (``use_rep=key_added``).
+    full vectors, up to float32 rounding. Align in this space with
+    :func:`groove_sc.tl.align` (``use_rep=key_added``).
 
-    On the PBMC development set and on simulations, ``leot`` in this space matched cells
-    better than in the latent, on every seed tried (see the "Real co-assayed data" page).
+    On the PBMC development set and on simulations with unlabeled cells, ``leot`` in this
+    space matched cells better than in the latent on every seed tried; on the documented
+    simulation grid the result is mixed (see the "Real co-assayed data" and "Benchmark"
+    pages).
 
     Parameters
     ----------
@@ -84,7 +94,7 @@ def group_posterior(
         Modalities to map (default: those recorded by :func:`groove_sc.tl.embed`, else every
         modality with ``obsm[use_rep]``).
     key_added
-        Output key (default ``f"{use_rep}_posterior"``).
+        Output key (default ``f"{use_rep}_posterior"``; must differ from ``use_rep``).
     chunk_size
         Cells per chunk; memory grows with ``chunk_size x groups``.
     copy
@@ -116,10 +126,17 @@ def group_posterior(
             f"similarity must be one of {list(_SIMILARITIES)}, got {similarity!r} (use the "
             "model's similarity, the one tl.embed records)."
         )
-    if not (isinstance(chunk_size, int | np.integer) and chunk_size > 0):
+    if isinstance(chunk_size, bool) or not (
+        isinstance(chunk_size, int | np.integer) and chunk_size > 0
+    ):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
     mods = _modalities(mdata, use_rep, modalities, record)
     key_added = key_added or f"{use_rep}_posterior"
+    if key_added == use_rep:
+        raise ValueError(
+            f"key_added must differ from use_rep ('{use_rep}'): the latent and its record in "
+            f"uns['{use_rep}'] would be overwritten. Pass another key_added."
+        )
 
     latents = {m: get_rep(mdata, m, use_rep) for m in mods}
     widths = {z.shape[1] for z in latents.values()}
@@ -180,12 +197,14 @@ def _modalities(
     if modalities is None:
         recorded = [str(m) for m in np.atleast_1d(record.get("modalities", []))]
         modalities = recorded or [m for m, a in mdata.mod.items() if use_rep in a.obsm]
-    mods = [modalities] if isinstance(modalities, str) else list(modalities)
+        if not modalities:
+            raise KeyError(
+                f"No modality has obsm['{use_rep}'] (modalities: {list(mdata.mod)}); run "
+                "groove_sc.tl.embed(mdata, model, key_added=...) first or pass use_rep=."
+            )
+    mods = [modalities] if isinstance(modalities, str) else list(dict.fromkeys(modalities))
     if not mods:
-        raise KeyError(
-            f"No modality has obsm['{use_rep}'] (modalities: {list(mdata.mod)}); run "
-            "groove_sc.tl.embed(mdata, model, key_added=...) first or pass use_rep=."
-        )
+        raise ValueError("modalities is empty; pass the modalities to map, or None for all.")
     unknown = [m for m in mods if m not in mdata.mod]
     if unknown:
         raise KeyError(f"modalities {unknown} are not in the MuData ({list(mdata.mod)}).")
@@ -244,21 +263,17 @@ def _basis(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Orthonormal ``(groups, r)`` basis of the log-probability vectors' differences, and an origin.
 
-    The similarity is linear in a feature map of ``z`` of the latent's width, so the
-    differences span at most ``n_latent + 1`` dimensions (with the all-ones direction of the
-    normaliser); ``2 (n_latent + 1)`` Gaussian probes at the prototypes' spread span all of
-    them (an SVD of a ``2 n_latent + 3`` by ``groups`` matrix). The origin is the probes' mean
-    log-probability vector.
+    The similarities are ``f(z) @ W.T + c(z)`` (:func:`groove_sc.module.prototype_directions`)
+    and the log-normaliser subtracts a multiple of the all-ones vector, so the differences lie
+    in the span of ``[W, 1]``: its ``r <= n_latent + 1`` leading left singular vectors are the
+    basis. The origin is the log-probability vector of the prototypes' mean.
     """
-    g, d = prototypes.shape
-    rng = np.random.default_rng(0)
-    spread = float(np.std(prototypes)) or 1.0
-    probes = prototypes.mean(0) + spread * rng.standard_normal((2 * (d + 1), d))
-    lp = _log_posterior(probes, prototypes, temperature, similarity)
-    origin = lp.mean(0)
-    _, s, vt = np.linalg.svd(np.concatenate([lp - origin, np.ones((1, g))]), full_matrices=False)
+    w = prototype_directions(torch.from_numpy(prototypes), similarity).numpy()
+    span = np.concatenate([w, np.ones((w.shape[0], 1))], axis=1)
+    u, s, _ = np.linalg.svd(span, full_matrices=False)
     rank = int((s > s[0] * _RANK_TOL).sum())
-    return vt[:rank].T, origin
+    origin = _log_posterior(prototypes.mean(0, keepdims=True), prototypes, temperature, similarity)
+    return u[:, :rank], origin[0]
 
 
 def _coordinates(
@@ -276,12 +291,13 @@ def _coordinates(
         lp = _log_posterior(z[start : start + chunk_size], prototypes, temperature, similarity)
         lp -= origin
         coords = lp @ basis
-        residual = np.linalg.norm(lp - coords @ basis.T)
-        if residual > _RESIDUAL_TOL * max(float(np.linalg.norm(lp)), 1e-300):
+        residual = np.linalg.norm(lp - coords @ basis.T, axis=1)
+        worst = float(np.max(residual / np.maximum(np.linalg.norm(lp, axis=1), 1e-300)))
+        if worst > _RESIDUAL_TOL and float(residual.max()) > _RESIDUAL_TOL:
             raise RuntimeError(
-                "The log-probabilities left the subspace of the basis (relative residual "
-                f"{residual / np.linalg.norm(lp):.2e}); please report this with the similarity "
-                "used."
+                "The group log-probabilities left the subspace of their basis (relative "
+                f"residual {worst:.2e} with similarity {similarity!r}): a bug; please report "
+                "it with the similarity and temperature used."
             )
         out[start : start + chunk_size] = coords
     return out
