@@ -125,7 +125,9 @@ def align(
         Modality names; rows of the coupling are source cells, columns target cells.
     use_rep
         ``obsm`` key present in each modality (e.g. ``"X_groove"`` from :func:`groove_sc.tl.embed`)
-        or ``"X"`` for the features. GW and COOT methods compare each modality with itself and
+        or ``"X"`` for the features. For GROOVE with the linear aligners, its group-posterior
+        space (``"X_groove_posterior"`` from :func:`groove_sc.tl.group_posterior`) matched cells
+        better on the real data. GW and COOT methods compare each modality with itself and
         accept different keys per modality: ``{"rna": "X_pca", "prot": "X"}``.
     method
         Registered aligner name.
