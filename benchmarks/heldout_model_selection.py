@@ -13,7 +13,9 @@ Candidate sets (``--set``): ``within`` (how the within-group default was chosen:
 objective, ``mmd`` gamma 1 and ``ot_clip`` with gamma 1, 3 and 10; 200 epochs, ``n_latent=16``)
 and ``beta_tau`` (the contrastive weight ``beta`` and temperature ``tau`` around the defaults;
 run with ``--epochs 250 --n-latent 32``, the model's defaults on this data) and ``n_latent``
-(the latent size, 32, 16 or 8, overriding ``--n-latent``; run with ``--epochs 250``). Besides the
+(the latent size, 32, 16 or 8, overriding ``--n-latent``; run with ``--epochs 250``).
+``--space posterior`` aligns in the group-posterior space of the merged labels
+(``tl.group_posterior``) and ``--epsilons`` scores several epsilons on each fit. Besides the
 scaled hidden-group mass the table gives, after a slash, the barycentric analogue: the
 probability that a cell's projection in the target's scoring space lies closer to a target cell
 of its own hidden group than to one of the other (``projection_auc``).
@@ -65,8 +67,10 @@ def merged_labels(labels: pd.Series, groups: list[str], seed: int) -> dict[str, 
 
 
 def score(
-    mdata, source, target, groupby, config, seed, epochs, layers, likelihoods, method, n_latent
-):
+    mdata, source, target, groupby, config, seed, epochs, layers, likelihoods, method, n_latent,
+    space="latent", epsilons=(None,),
+):  # fmt: skip
+    """Train on merged labels once; (scaled hidden mass, projection AUC) for each epsilon."""
     groups = sorted(
         set(mdata[source].obs[groupby].dropna().astype(str))
         & set(mdata[target].obs[groupby].dropna().astype(str))
@@ -83,20 +87,27 @@ def score(
         model = gs.model.GROOVE(mdata, **{"n_latent": n_latent, **config})
         model.train(max_epochs=epochs, seed=seed, enable_progress_bar=False)
     gs.tl.embed(mdata, model, key_added="X_heldout")
-    gs.tl.align(
-        mdata, source, target, use_rep="X_heldout", method=method, groupby="_merged",
-        key_added="heldout",
-    )  # fmt: skip
-    P = extract_block(mdata, "heldout", source, target)
+    rep = "X_heldout"
+    if space == "posterior":  # the model's group posterior over the *merged* labels
+        gs.tl.group_posterior(mdata, rep, groupby="_merged", key_added="X_heldout_posterior")
+        rep = "X_heldout_posterior"
     names, blocks = pd.Index(groups), pd.Index(sorted(set(mapping.values())))
     hidden = [names.get_indexer(mdata[m].obs[groupby].astype(str)) for m in (source, target)]
     block = [blocks.get_indexer(mdata[m].obs["_merged"].astype(str)) for m in (source, target)]
     y = np.asarray(mdata[target].obsm["X_clr_pca"], dtype=np.float64)
-    P = P.tocsr()
-    mass = np.asarray(P.sum(axis=1)).ravel()
-    proj = np.asarray(P @ y) / np.maximum(mass, 1e-300)[:, None]
-    auc = projection_auc(proj, y, hidden[0], hidden[1], block[0], block[1])
-    return hidden_mass(P, hidden[0], hidden[1], block[0], block[1]), auc
+    out = []
+    for eps in epsilons:
+        kw = {} if eps is None else {"epsilon": eps}
+        gs.tl.align(
+            mdata, source, target, use_rep=rep, method=method, groupby="_merged",
+            key_added="heldout", **kw,
+        )  # fmt: skip
+        P = extract_block(mdata, "heldout", source, target).tocsr()
+        mass = np.asarray(P.sum(axis=1)).ravel()
+        proj = np.asarray(P @ y) / np.maximum(mass, 1e-300)[:, None]
+        auc = projection_auc(proj, y, hidden[0], hidden[1], block[0], block[1])
+        out.append((hidden_mass(P, hidden[0], hidden[1], block[0], block[1]), auc))
+    return out
 
 
 def main():
@@ -108,7 +119,12 @@ def main():
     parser.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
     parser.add_argument("--set", default="within", choices=sorted(CANDIDATES))
     parser.add_argument("--n-latent", type=int, default=16)
+    parser.add_argument("--space", default="latent", choices=["latent", "posterior"])
+    parser.add_argument(
+        "--epsilons", type=float, nargs="*", help="epsilon values to score (default: auto)"
+    )
     args = parser.parse_args()
+    epsilons = args.epsilons or [None]
     torch.set_num_threads(1)
     scvi.settings.num_threads = 1
     import importlib.util
@@ -139,11 +155,15 @@ def main():
                 liks,
                 args.method,
                 args.n_latent,
+                args.space,
+                epsilons,
             )  # fmt: skip
             for seed in args.seeds
         ]
-        cells = [f"{mass:.3f} / {auc:.3f}" for mass, auc in values]
-        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+        for i, eps in enumerate(epsilons):
+            label = name if eps is None else f"{name}, epsilon {eps:g}"
+            cells = [f"{per_seed[i][0]:.3f} / {per_seed[i][1]:.3f}" for per_seed in values]
+            print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":
