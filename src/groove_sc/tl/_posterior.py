@@ -117,6 +117,54 @@ def group_posterior(
     True
 
     """
+    key_added = key_added or f"{use_rep}_posterior"
+    if key_added == use_rep:
+        raise ValueError(
+            f"key_added must differ from use_rep ('{use_rep}'): the latent and its record in "
+            f"uns['{use_rep}'] would be overwritten. Pass another key_added."
+        )
+    stored, params = posterior_coordinates(
+        mdata,
+        use_rep,
+        groupby=groupby,
+        temperature=temperature,
+        similarity=similarity,
+        modalities=modalities,
+        chunk_size=chunk_size,
+    )
+    out = mdata.copy() if copy else mdata
+    for m, c in stored.items():
+        out.mod[m].obsm[key_added] = c
+    set_union_obsm(out, key_added, stored)
+    out.uns[key_added] = as_h5_value(params)
+    return out if copy else None
+
+
+def posterior_coordinates(
+    mdata: MuData,
+    use_rep: str = DEFAULT_REP,
+    *,
+    groupby: str | None = None,
+    temperature: float | None = None,
+    similarity: str | None = None,
+    modalities: Sequence[str] | None = None,
+    map_modalities: Sequence[str] | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The stored rows of :func:`group_posterior`, computed without writing anything.
+
+    Prototypes come from ``modalities`` (defaults as in :func:`group_posterior`); the rows are
+    computed for ``map_modalities`` (default: the same modalities). Returns the float32 rows
+    per mapped modality and the parameters :func:`group_posterior` records in ``uns``.
+
+    Examples
+    --------
+    >>> rows, params = posterior_coordinates(mdata, "X_true_shared", groupby="perturbation",
+    ...                                      map_modalities=["rna"])
+    >>> list(rows), rows["rna"].shape[0] == mdata["rna"].n_obs, params["groupby"]
+    (['rna'], True, 'perturbation')
+
+    """
     record = _embed_record(mdata, use_rep)
     groupby = groupby or str(record.get("groupby") or DEFAULT_GROUPBY)
     temperature = _temperature(record.get("temperature") if temperature is None else temperature)
@@ -131,12 +179,6 @@ def group_posterior(
     ):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
     mods = _modalities(mdata, use_rep, modalities, record)
-    key_added = key_added or f"{use_rep}_posterior"
-    if key_added == use_rep:
-        raise ValueError(
-            f"key_added must differ from use_rep ('{use_rep}'): the latent and its record in "
-            f"uns['{use_rep}'] would be overwritten. Pass another key_added."
-        )
 
     latents = {m: get_rep(mdata, m, use_rep) for m in mods}
     widths = {z.shape[1] for z in latents.values()}
@@ -148,30 +190,32 @@ def group_posterior(
         )
     categories, prototypes = _prototypes(mdata, mods, latents, groupby)
     basis, origin = _basis(prototypes, temperature, similarity)
-    stored = {
-        m: _coordinates(z, prototypes, basis, origin, temperature, similarity, chunk_size)
-        for m, z in latents.items()
+    mapped = mods if map_modalities is None else _modalities(mdata, use_rep, map_modalities, {})
+    for m in mapped:
+        if m not in latents:
+            latents[m] = get_rep(mdata, m, use_rep)
+            if latents[m].shape[1] != prototypes.shape[1]:
+                raise ValueError(
+                    f"obsm['{use_rep}'] of '{m}' has {latents[m].shape[1]} columns, the "
+                    f"prototypes {prototypes.shape[1]}; the modalities must share one space."
+                )
+    rows = {
+        m: _coordinates(latents[m], prototypes, basis, origin, temperature, similarity, chunk_size)
+        for m in mapped
     }
-
-    out = mdata.copy() if copy else mdata
-    for m, c in stored.items():
-        out.mod[m].obsm[key_added] = c
-    set_union_obsm(out, key_added, stored)
-    out.uns[key_added] = as_h5_value(
-        {
-            "use_rep": use_rep,
-            "groupby": groupby,
-            "temperature": temperature,
-            "similarity": similarity,
-            "modalities": list(mods),
-            "categories": list(categories),
-            "prototypes": prototypes.astype(np.float32),
-            "origin": origin.astype(np.float32),
-            "basis": basis.astype(np.float32),
-            "n_components": int(basis.shape[1]),
-        }
-    )
-    return out if copy else None
+    params = {
+        "use_rep": use_rep,
+        "groupby": groupby,
+        "temperature": temperature,
+        "similarity": similarity,
+        "modalities": list(mods),
+        "categories": list(categories),
+        "prototypes": prototypes.astype(np.float32),
+        "origin": origin.astype(np.float32),
+        "basis": basis.astype(np.float32),
+        "n_components": int(basis.shape[1]),
+    }
+    return rows, params
 
 
 def _embed_record(mdata: MuData, use_rep: str) -> dict[str, Any]:

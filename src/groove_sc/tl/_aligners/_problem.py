@@ -131,6 +131,31 @@ class AlignProblem:
         """Blocks of kept cells, one per group present in both modalities (one if unlabeled)."""
         return GroupLayout.from_codes(self.source_codes, self.target_codes, self.group_names)
 
+    def provide_rep(self, mod: str, key: str, x: np.ndarray) -> None:
+        """Use ``x`` as modality ``mod``'s representation ``key`` in this problem only.
+
+        The MuData is not touched; :meth:`rep` validates ``x`` like a stored representation.
+        :func:`groove_sc.tl.align` gives a GROOVE latent's group-posterior coordinates this way.
+
+        Examples
+        --------
+        >>> problem, _ = build_problem(mdata, "rna", "prot", "leot", "X_true_shared",
+        ...                            "perturbation", None, "cpu", None, "float32")
+        >>> problem.provide_rep("rna", "X_true_shared", np.zeros((67, 2)))
+        >>> problem.rep(shared=False)[0].shape
+        (67, 2)
+
+        """
+        x = np.asarray(x, dtype=np.float64)
+        n = self.n_source if mod == self.source else self.n_target
+        if mod not in (self.source, self.target) or x.ndim != 2 or x.shape[0] != n:
+            raise ValueError(
+                f"provide_rep needs a (cells, dims) array for '{self.source}' or "
+                f"'{self.target}', got modality '{mod}' and shape {x.shape}."
+            )
+        codes = self.source_codes if mod == self.source else self.target_codes
+        self._reps[(mod, key)] = _checked_finite(x, codes, mod, key)
+
     def rep(
         self, use_rep: UseRep | None = None, shared: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -150,16 +175,7 @@ class AlignProblem:
             key = rep_key(use_rep, mod)
             if (mod, key) not in self._reps:
                 x = read_rep(self.mdata, mod, key)
-                bad = ~np.isfinite(x[codes >= 0]).all(axis=1)
-                if bad.any():
-                    where = "obsm" if key != "X" else "X"
-                    raise ValueError(
-                        f"mdata['{mod}'].{where}"
-                        + (f"['{key}']" if key != "X" else "")
-                        + f" has NaN or inf in {int(bad.sum())} of the {int((codes >= 0).sum())} "
-                        "cells to align; remove those cells or recompute the representation."
-                    )
-                self._reps[(mod, key)] = x
+                self._reps[(mod, key)] = _checked_finite(x, codes, mod, key)
             out.append(self._reps[(mod, key)])
         xs, xt = out
         if shared:
@@ -183,6 +199,20 @@ class AlignProblem:
                         "shared embedding or a GW/COOT method."
                     )
         return xs, xt
+
+
+def _checked_finite(x: np.ndarray, codes: np.ndarray, mod: str, key: str) -> np.ndarray:
+    """``x``, after checking that the cells to align (``codes >= 0``) have finite rows."""
+    bad = ~np.isfinite(x[codes >= 0]).all(axis=1)
+    if bad.any():
+        where = "obsm" if key != "X" else "X"
+        raise ValueError(
+            f"mdata['{mod}'].{where}"
+            + (f"['{key}']" if key != "X" else "")
+            + f" has NaN or inf in {int(bad.sum())} of the {int((codes >= 0).sum())} "
+            "cells to align; remove those cells or recompute the representation."
+        )
+    return x
 
 
 def _labels_of(mdata: MuData, mod: str, groupby: str) -> pd.Series:

@@ -1,0 +1,109 @@
+"""tl.align(space=...): a GROOVE latent is compared in its group posterior by linear aligners."""
+
+import mudata
+import numpy as np
+import pandas as pd
+import pytest
+
+import groove_sc as gs
+from conftest import make_toy, strict_warnings
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    """Toy MuData with a briefly trained GROOVE latent, tl.embed's record and unlabeled cells."""
+    mdata = make_toy(n_groups=5, k=24, seed=4)
+    labels = mdata["prot"].obs["perturbation"].astype(object)
+    labels.iloc[::9] = None
+    mdata["prot"].obs["perturbation"] = pd.Categorical(labels)
+    gs.model.GROOVE.setup_mudata(mdata, layers={"rna": "counts"})
+    model = gs.model.GROOVE(mdata, n_latent=4, n_hidden=16, temperature=0.2)
+    model.train(max_epochs=3, enable_progress_bar=False)
+    gs.tl.embed(mdata, model)
+    return mdata
+
+
+def _coupling(mdata, key):
+    return mdata.obsp[key].toarray()
+
+
+def test_groove_latent_is_aligned_in_its_group_posterior(embedded):
+    mdata = embedded.copy()
+    obsm_before = {m: set(mdata[m].obsm) for m in mdata.mod}
+    with strict_warnings():
+        gs.tl.align(mdata, "rna", "prot", use_rep="X_groove", key_added="auto")
+    # nothing but the coupling is written
+    assert {m: set(mdata[m].obsm) for m in mdata.mod} == obsm_before
+    record = mdata.uns["auto"]["space"]
+    assert record["mode"] == "posterior" and record["groupby"] == "perturbation"
+    assert np.isclose(record["temperature"], 0.2) and record["similarity"] == "cosine"
+    assert mdata.uns["auto"]["use_rep"] == "X_groove"
+    # the same coupling as the explicit two-step path
+    gs.tl.group_posterior(mdata)
+    gs.tl.align(mdata, "rna", "prot", use_rep="X_groove_posterior", key_added="explicit")
+    assert mdata.uns["explicit"]["space"]["mode"] == "rep"
+    np.testing.assert_allclose(_coupling(mdata, "auto"), _coupling(mdata, "explicit"), atol=1e-7)
+    # every source cell (unlabeled prot cells are targets here) keeps its mass
+    rows = np.asarray(mdata.obsp["auto"].sum(1)).ravel()[: mdata["rna"].n_obs]
+    np.testing.assert_allclose(rows, 1 / mdata["rna"].n_obs, rtol=1e-4)
+
+
+def test_space_rep_is_the_latent_itself(embedded):
+    mdata = embedded.copy()
+    for m in mdata.mod:  # the same numbers without tl.embed's record
+        mdata[m].obsm["X_plain"] = mdata[m].obsm["X_groove"].copy()
+    gs.tl.align(mdata, "rna", "prot", use_rep="X_groove", space="rep", key_added="rep")
+    gs.tl.align(mdata, "rna", "prot", use_rep="X_plain", key_added="plain")
+    assert mdata.uns["plain"]["space"]["mode"] == "rep"
+    assert "not a GROOVE latent" in mdata.uns["plain"]["space"]["reason"]
+    np.testing.assert_allclose(_coupling(mdata, "rep"), _coupling(mdata, "plain"), atol=1e-9)
+    assert not np.allclose(_coupling(mdata, "rep"), 0)
+
+
+def test_gw_methods_keep_the_latent_and_knn_uses_the_posterior(embedded):
+    mdata = embedded.copy()
+    gs.tl.align(mdata, "prot", "rna", use_rep="X_groove", method="egwl", key_added="gw")
+    assert mdata.uns["gw"]["space"]["mode"] == "rep"
+    assert "egwl" in mdata.uns["gw"]["space"]["reason"]
+    gs.tl.align(mdata, "prot", "rna", use_rep="X_groove", method="knn", key_added="knn")
+    assert mdata.uns["knn"]["space"]["mode"] == "posterior"
+    gs.tl.group_posterior(mdata)
+    gs.tl.align(mdata, "prot", "rna", use_rep="X_groove_posterior", method="knn", key_added="ref")
+    np.testing.assert_allclose(_coupling(mdata, "knn"), _coupling(mdata, "ref"), atol=1e-7)
+
+
+def test_posterior_space_on_any_shared_rep_and_h5mu(embedded, tmp_path):
+    mdata = embedded.copy()
+    for m in mdata.mod:
+        mdata[m].obsm["X_plain"] = mdata[m].obsm["X_groove"].copy()
+    gs.tl.align(mdata, "rna", "prot", use_rep="X_plain", space="posterior", key_added="c")
+    space = mdata.uns["c"]["space"]
+    assert space["mode"] == "posterior" and np.isclose(space["temperature"], 0.1)  # the default
+    mdata.write(tmp_path / "space.h5mu")
+    back = mudata.read_h5mu(tmp_path / "space.h5mu")
+    assert back.uns["c"]["space"]["mode"] == "posterior"
+    assert int(back.uns["c"]["space"]["n_components"]) == int(space["n_components"])
+
+
+def test_auto_falls_back_when_the_posterior_cannot_be_formed(embedded):
+    mdata = embedded.copy()
+    mdata.uns["X_groove"] = {**mdata.uns["X_groove"], "groupby": "guide"}  # not in obs
+    gs.tl.align(mdata, "rna", "prot", use_rep="X_groove", key_added="c")
+    space = mdata.uns["c"]["space"]
+    assert space["mode"] == "rep" and "guide" in space["reason"]
+    with pytest.raises(KeyError, match="guide"):
+        gs.tl.align(mdata, "rna", "prot", use_rep="X_groove", space="posterior")
+
+
+def test_bad_space_is_named(embedded):
+    with pytest.raises(ValueError, match="space must be one of"):
+        gs.tl.align(embedded, "rna", "prot", use_rep="X_groove", space="latent")
+    with pytest.raises(ValueError, match="space='posterior' needs one latent"):
+        gs.tl.align(
+            embedded,
+            "rna",
+            "prot",
+            use_rep={"rna": "X_groove", "prot": "X_groove"},
+            method="egwl",
+            space="posterior",
+        )
