@@ -87,10 +87,7 @@ def score(
         model = gs.model.GROOVE(mdata, **{"n_latent": n_latent, **config})
         model.train(max_epochs=epochs, seed=seed, enable_progress_bar=False)
     gs.tl.embed(mdata, model, key_added="X_heldout")
-    rep = "X_heldout"
-    if space == "posterior":  # the model's group posterior over the *merged* labels
-        gs.tl.group_posterior(mdata, rep, groupby="_merged", key_added="X_heldout_posterior")
-        rep = "X_heldout_posterior"
+    rep = "X_heldout"  # space "posterior": the model's group posterior over the *merged* labels
     names, blocks = pd.Index(groups), pd.Index(sorted(set(mapping.values())))
     hidden = [names.get_indexer(mdata[m].obs[groupby].astype(str)) for m in (source, target)]
     block = [blocks.get_indexer(mdata[m].obs["_merged"].astype(str)) for m in (source, target)]
@@ -100,7 +97,7 @@ def score(
         kw = {} if eps is None else {"epsilon": eps}
         gs.tl.align(
             mdata, source, target, use_rep=rep, method=method, groupby="_merged",
-            key_added="heldout", **kw,
+            space="rep" if space == "latent" else "posterior", key_added="heldout", **kw,
         )  # fmt: skip
         P = extract_block(mdata, "heldout", source, target).tocsr()
         mass = np.asarray(P.sum(axis=1)).ravel()

@@ -44,8 +44,9 @@ def test_quickstart_is_quiet_and_ends_with_the_table_and_the_files(tmp_path, cap
     assert {"groove_coupling", "labels_coupling"} <= set(mdata.obsp)
     assert {"prot_imputed", "prot_imputed_labels"} <= set(mdata.mod)
     # GROOVE's coupling is computed in its group-posterior space
-    assert mdata.uns["groove_coupling"]["use_rep"] == "X_groove_posterior"
-    assert "X_groove_posterior" in mdata["rna"].obsm and "X_groove" in mdata["rna"].obsm
+    assert mdata.uns["groove_coupling"]["use_rep"] == "X_groove"
+    assert mdata.uns["groove_coupling"]["space"]["mode"] == "posterior"
+    assert "X_groove" in mdata["rna"].obsm
 
 
 def test_store_sparse_converts_matrices_that_are_mostly_zero():

@@ -142,9 +142,7 @@ def _align_and_evaluate(mdata, model, src: str, tgt: str, method: str, seed: int
     import groove_sc as gs
 
     gs.tl.embed(mdata, model, key_added=DEFAULT_REP)
-    posterior = f"{DEFAULT_REP}_posterior"
-    gs.tl.group_posterior(mdata, DEFAULT_REP, key_added=posterior)
-    _log(f"aligning {src} -> {tgt} with '{method}' in GROOVE's group-posterior space")
+    _log(f"aligning {src} -> {tgt} with '{method}' (defaults: GROOVE's group-posterior space)")
 
     def align_and_impute(rep: str, coupling_key: str, imputed_key: str, **impute_kw) -> None:
         pair = {"source": src, "target": tgt}
@@ -152,7 +150,7 @@ def _align_and_evaluate(mdata, model, src: str, tgt: str, method: str, seed: int
         gs.tl.align(mdata, **pair, **align, key_added=coupling_key)
         gs.tl.impute(mdata, **pair, coupling_key=coupling_key, key_added=imputed_key, **impute_kw)
 
-    align_and_impute(posterior, DEFAULT_COUPLING_KEY, f"{tgt}_imputed", model=model)
+    align_and_impute(DEFAULT_REP, DEFAULT_COUPLING_KEY, f"{tgt}_imputed", model=model)
     _log(f"label-only reference: the 'labels' learner (one-hot labels) with '{method}'")
     gs.benchmark.LEARNERS["labels"](mdata, "X_labels", groupby=DEFAULT_GROUPBY, seed=seed)
     align_and_impute("X_labels", "labels_coupling", f"{tgt}_imputed_labels")
@@ -295,7 +293,7 @@ def _summary(metrics: dict, src: str, tgt: str, method: str, n: int, out: Path, 
     rand = 1 / max(groove["n_target"], 1)
     lines.append(f"{'chance':<22}{0.5:>9.3f}{rand:>9.4f}{rand:>9.4f}{0.0:>10.3f}")
     lines += [
-        f"GROOVE is aligned in its group-posterior space (tl.group_posterior of {DEFAULT_REP}).",
+        f"GROOVE is aligned in the group-posterior space of {DEFAULT_REP} (tl.align's default).",
         "FOSCTTM: barycentric FOSCTTM, lower is better (0 perfect); trace: share of a cell's mass",
         "on its true partner; top-1: how often the true partner gets the most mass; Pearson:",
         "imputed vs measured values, per feature. The gap between GROOVE and 'labels only' is",

@@ -66,8 +66,9 @@ def group_posterior(
     ``i`` of any modality, labeled or not, gets ``log softmax_k(s(z_i, mu_k) / temperature)``
     over the groups ``k``, stored in an orthonormal basis of the subspace these vectors span
     (at most ``n_latent + 1`` columns): distances between stored rows equal those between the
-    full vectors, up to float32 rounding. Align in this space with
-    :func:`groove_sc.tl.align` (``use_rep=key_added``).
+    full vectors, up to float32 rounding. :func:`groove_sc.tl.align` compares the cells of a
+    GROOVE latent in these coordinates by default (linear aligners, ``space="auto"``) without
+    storing them; aligning on ``key_added`` gives the same coupling.
 
     On the PBMC development set and on simulations with unlabeled cells, ``leot`` in this
     space matched cells better than in the latent on every seed tried; on the documented
