@@ -12,12 +12,12 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 from mudata import MuData
 
 from .._constants import COUNTS_LAYER
 from .._counts import guess_likelihood
 from .._docs import doc_params
+from ..tl._embed import embed
 from ..tl._posterior import group_posterior
 from ._registry import LEARNER_DOCS, register_learner
 
@@ -26,11 +26,12 @@ from ._registry import LEARNER_DOCS, register_learner
 GROOVE_VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "groove": (
         {"contrastive": "groupclip", "backtranslation": True},
-        "GROOVE: GroupCLIP + backtranslation",
+        "GROOVE: GroupCLIP + backtranslation, aligned with tl.align's defaults (the "
+        "group-posterior space for linear aligners, the latent for GW/COOT)",
     ),
     "groove_posterior": (
         {"contrastive": "groupclip", "backtranslation": True, "posterior": True},
-        "GROOVE in its group-posterior space (tl.group_posterior of the latent)",
+        "GROOVE in its group-posterior space for every aligner (tl.group_posterior)",
     ),
     "groove_no_groupclip": (
         {"contrastive": None, "backtranslation": True},
@@ -132,8 +133,9 @@ def fit_groove(  # noqa: D417 (parameters from LEARNER_DOCS)
     mdata
         MuData (registered here with ``perturbation_key=groupby``).
     key
-        ``obsm`` key written in every modality (latent posterior means, or with
-        ``posterior=True`` their group posterior).
+        Key written by :func:`groove_sc.tl.embed` (the latent posterior means and their record
+        in ``uns[key]``, so that :func:`groove_sc.tl.align` treats them as a user's GROOVE
+        latent), or with ``posterior=True`` their group posterior (and its record).
     %(groupby)s
     %(seed)s
     contrastive, backtranslation
@@ -188,24 +190,15 @@ def fit_groove(  # noqa: D417 (parameters from LEARNER_DOCS)
         )
         kwargs = {"enable_progress_bar": False, **(train_kwargs or {})}
         model.train(max_epochs=max_epochs, seed=seed, **kwargs)
-        latents = model.get_latent_representation()
-    for m, z in latents.items():
-        mdata.mod[m].obsm[key] = np.asarray(z, dtype=np.float32)
-    if posterior:  # the latent's group posterior replaces it under ``key``
+        # with tl.embed's record, tl.align treats the latent as a user's GROOVE latent
+        embed(mdata, model, key_added=key)
+    if posterior:  # the latent's group posterior replaces it (and its record) under ``key``
         tmp = f"{key}_posterior"
-        group_posterior(
-            mdata,
-            key,
-            groupby=groupby,
-            temperature=float(model.module.temperature.detach().cpu()),
-            similarity=model.module.similarity,
-            modalities=list(latents),
-            key_added=tmp,
-        )
-        for m in latents:
+        group_posterior(mdata, key, key_added=tmp)
+        for m in mdata.uns[key]["modalities"]:
             mdata.mod[m].obsm[key] = mdata.mod[m].obsm.pop(tmp)
-        mdata.obsm.pop(tmp, None)
-        mdata.uns.pop(tmp, None)
+        mdata.obsm[key] = mdata.obsm.pop(tmp)
+        mdata.uns[key] = mdata.uns.pop(tmp)
     return {"model": model, "likelihoods": likelihoods}
 
 
