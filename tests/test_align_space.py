@@ -89,11 +89,41 @@ def test_posterior_space_on_any_shared_rep_and_h5mu(embedded, tmp_path):
 def test_auto_falls_back_when_the_posterior_cannot_be_formed(embedded):
     mdata = embedded.copy()
     mdata.uns["X_groove"] = {**mdata.uns["X_groove"], "groupby": "guide"}  # not in obs
-    gs.tl.align(mdata, "rna", "prot", use_rep="X_groove", key_added="c")
+    with pytest.warns(UserWarning, match="uns\\['X_groove'\\]\\['groupby'\\].*space='rep'"):
+        gs.tl.align(mdata, "rna", "prot", use_rep="X_groove", key_added="c")
     space = mdata.uns["c"]["space"]
     assert space["mode"] == "rep" and "guide" in space["reason"]
     with pytest.raises(KeyError, match="guide"):
         gs.tl.align(mdata, "rna", "prot", use_rep="X_groove", space="posterior")
+    with strict_warnings():  # the user's choice: no warning
+        gs.tl.align(mdata, "rna", "prot", use_rep="X_groove", space="rep", key_added="r")
+
+
+def test_a_latent_overwritten_since_tl_embed_is_not_a_groove_latent(embedded):
+    mdata = embedded.copy()
+    for m in mdata.mod:
+        mdata[m].obsm["X_groove"] = np.hstack([mdata[m].obsm["X_groove"]] * 2)
+    gs.tl.align(mdata, "rna", "prot", use_rep="X_groove", key_added="c")
+    assert mdata.uns["c"]["space"]["mode"] == "rep"
+
+
+def test_posterior_of_an_unrecorded_rep_uses_the_alignment_labels(embedded):
+    mdata = embedded.copy()
+    for m in mdata.mod:
+        mdata[m].obsm["X_plain"] = mdata[m].obsm["X_groove"].copy()
+        mdata[m].obs["guide"] = mdata[m].obs["perturbation"]
+    gs.tl.align(
+        mdata, "rna", "prot", use_rep="X_plain", groupby="guide", space="posterior", key_added="c"
+    )
+    assert mdata.uns["c"]["space"]["groupby"] == "guide"
+    gs.tl.group_posterior(mdata, "X_plain", groupby="guide")
+    gs.tl.align(mdata, "rna", "prot", use_rep="X_plain_posterior", groupby="guide", key_added="r")
+    np.testing.assert_allclose(_coupling(mdata, "c"), _coupling(mdata, "r"), atol=1e-7)
+    # GW with one key given per modality
+    same = {"rna": "X_plain", "prot": "X_plain"}
+    gs.tl.align(mdata, "rna", "prot", use_rep=same, method="egwl", groupby="guide",
+                space="posterior", key_added="gw")  # fmt: skip
+    assert mdata.uns["gw"]["space"]["mode"] == "posterior"
 
 
 def test_bad_space_is_named(embedded):
@@ -104,7 +134,7 @@ def test_bad_space_is_named(embedded):
             embedded,
             "rna",
             "prot",
-            use_rep={"rna": "X_groove", "prot": "X_groove"},
+            use_rep={"rna": "X_groove", "prot": "X_true"},
             method="egwl",
             space="posterior",
         )

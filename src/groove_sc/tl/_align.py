@@ -71,15 +71,22 @@ def align(
     its marginal penalty absorb group-size differences.
 
     **Space.** A GROOVE latent written by :func:`groove_sc.tl.embed` (``uns[use_rep]`` records
-    the model) is compared by the linear aligners (``leot``, ``eot``, ``uot``, ``knn``) in its
-    group-posterior coordinates, :func:`groove_sc.tl.group_posterior` with its defaults,
-    computed on the fly and not stored: the same coupling as aligning on that function's
-    output. There GROOVE's cells matched better than in the latent on the real development set
-    (every seed), on simulations with unlabeled cells and with three modalities; on the
-    documented simulation grid the result is mixed (see "Real co-assayed data").
-    ``space="rep"`` uses the latent itself; GW and COOT methods, and any other
-    representation, use ``use_rep`` as it is under ``"auto"``. The space used and why are
-    ``uns[key_added]["space"]``.
+    the model's labels, temperature, similarity and ``n_latent``) is compared by the aligners
+    that compare cells in one shared space (``shared_rep=True``: ``leot``, ``eot``, ``uot``,
+    ``knn``) in its group-posterior coordinates, :func:`groove_sc.tl.group_posterior` with its
+    defaults, computed on the fly and not stored: the same coupling as aligning on that
+    function's output. There GROOVE's cells matched better than in the latent on the real
+    development set (every seed), on simulations with unlabeled cells and with three
+    modalities; on the documented simulation grid the result is mixed (see "Real co-assayed
+    data"). The prototypes use the label column the model was trained with, also for
+    ``groupby=None`` runs of ``eot`` and ``knn`` (``space="rep"`` for a label-free run), and
+    also for the merged blocks of ``epsilon="auto"`` (as the latent, trained with those
+    labels, does). ``space="rep"`` uses the latent itself; GW and COOT methods, and any other
+    representation, use ``use_rep`` as it is under ``"auto"``; ``space="posterior"`` maps any
+    shared representation (then with ``groupby``, temperature 0.1 and cosine similarity unless
+    ``uns[use_rep]`` records others). If a GROOVE latent's posterior cannot be formed (its
+    recorded label column is missing) ``"auto"`` warns and uses the latent. The space used and
+    why are ``uns[key_added]["space"]``.
 
     **Epsilon** is relative to the cost scale. ``leot``: the mean same-group cost (the squared
     Euclidean cost of the coupling uniform within each group, pooled over groups by their mass),

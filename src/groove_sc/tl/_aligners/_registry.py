@@ -66,7 +66,9 @@ class Aligner:
     shared_rep
         Whether both modalities must carry the same representation (same dimension), as for
         linear OT. ``False`` for Gromov-Wasserstein and COOT, which compare each modality with
-        itself and accept ``use_rep`` as a per-modality dict.
+        itself and accept ``use_rep`` as a per-modality dict. ``True`` also means that
+        ``tl.align(space="auto")`` gives the aligner a GROOVE latent's group-posterior
+        coordinates (read them with ``problem.rep()``).
     dense
         Whether the unlabeled form builds ``n_source x n_target`` dense matrices; such calls are
         refused above ``max_pairs`` unless the user raises it.
