@@ -34,24 +34,24 @@ from groove_sc._mudata import extract_block
 from groove_sc.benchmark._groove import quiet_training
 from groove_sc.tl._aligners._auto_epsilon import hidden_mass, projection_auc
 
-WITHIN = {
-    "none (paper)": {"within_group": None},
-    "mmd, gamma 1": {"within_group": "mmd", "gamma": 1.0},
-    "ot_clip, gamma 1": {"within_group": "ot_clip", "gamma": 1.0},
-    "ot_clip, gamma 3": {"within_group": "ot_clip", "gamma": 3.0},
-    "ot_clip, gamma 10": {"within_group": "ot_clip", "gamma": 10.0},
+WITHIN = {  # run with beta 10 (the default until beta became 3)
+    "none (paper)": {"within_group": None, "beta": 10.0},
+    "mmd, gamma 1": {"within_group": "mmd", "gamma": 1.0, "beta": 10.0},
+    "ot_clip, gamma 1": {"within_group": "ot_clip", "gamma": 1.0, "beta": 10.0},
+    "ot_clip, gamma 3": {"within_group": "ot_clip", "gamma": 3.0, "beta": 10.0},
+    "ot_clip, gamma 10": {"within_group": "ot_clip", "gamma": 10.0, "beta": 10.0},
 }
-BETA_TAU = {
-    "beta 10, tau 0.1 (defaults)": {},
-    "beta 3": {"beta": 3.0},
-    "beta 30": {"beta": 30.0},
-    "tau 0.05": {"temperature": 0.05},
-    "tau 0.2": {"temperature": 0.2},
+BETA_TAU = {  # explicit values: the tables stay reproducible whatever the defaults
+    "beta 10, tau 0.1 (the paper's values)": {"beta": 10.0, "temperature": 0.1},
+    "beta 3": {"beta": 3.0, "temperature": 0.1},
+    "beta 30": {"beta": 30.0, "temperature": 0.1},
+    "tau 0.05": {"beta": 10.0, "temperature": 0.05},
+    "tau 0.2": {"beta": 10.0, "temperature": 0.2},
 }
-LATENT = {
-    "n_latent 32": {"n_latent": 32},
-    "n_latent 16": {"n_latent": 16},
-    "n_latent 8": {"n_latent": 8},
+LATENT = {  # run with beta 10 (the default until beta became 3)
+    "n_latent 32": {"n_latent": 32, "beta": 10.0},
+    "n_latent 16": {"n_latent": 16, "beta": 10.0},
+    "n_latent 8": {"n_latent": 8, "beta": 10.0},
 }
 CANDIDATES = {"within": WITHIN, "beta_tau": BETA_TAU, "n_latent": LATENT}
 

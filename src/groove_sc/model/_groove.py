@@ -23,7 +23,7 @@ from .._constants import COUNT_LIKELIHOODS, DEFAULT_GROUPBY
 from .._mudata import check_disjoint_obs_names, check_modalities
 from ..data import GrooveDataModule, MuDataGroupLabelsField, encode_labels
 from ..module import GROOVEVAE
-from ..module._clip import DEFAULT_TEMPERATURE
+from ..module._clip import DEFAULT_BETA, DEFAULT_TEMPERATURE
 from ._arguments import check_model_arguments, check_train_arguments
 from ._training import (
     GrooveTrainingPlan,
@@ -80,7 +80,9 @@ class GROOVE(BaseModelClass):
     alpha
         Weight of backtranslation (>= 0).
     beta
-        Weight of the contrastive term (>= 0).
+        Weight of the contrastive term (>= 0). Default 3, chosen without the truth by the
+        held-out-group criterion on the real development set and on simulations (the paper
+        used 10; see the "Real co-assayed data" page).
     temperature, learn_temperature, positives, similarity
         GroupCLIP options (``temperature > 0``), see
         :func:`groove_sc.module.group_clip_loss`. ``positives=None`` means ``"sum_in_log"``,
@@ -141,7 +143,7 @@ class GROOVE(BaseModelClass):
         contrastive: Literal["groupclip", "clip", "supcon"] | None = "groupclip",
         backtranslation: bool = True,
         alpha: float = 1.0,
-        beta: float = 10.0,
+        beta: float = DEFAULT_BETA,
         temperature: float = DEFAULT_TEMPERATURE,
         learn_temperature: bool = False,
         positives: Literal["sum_in_log", "mean_log"] | None = None,

@@ -13,7 +13,7 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from .._constants import batch_key, labels_key, x_key
-from ._clip import DEFAULT_TEMPERATURE
+from ._clip import DEFAULT_BETA, DEFAULT_TEMPERATURE
 from ._contrastive import CONTRASTIVE
 from ._likelihoods import get_likelihood
 from ._pseudo import distrust_labels, pseudo_labels
@@ -147,7 +147,7 @@ class GROOVEVAE(BaseModuleClass):
         learn_temperature: bool = False,
         backtranslation: bool = True,
         alpha: float = 1.0,
-        beta: float = 10.0,
+        beta: float = DEFAULT_BETA,
         within_group: str | None = "ot_clip",
         gamma: float = 3.0,
         within_epsilon: float = DEFAULT_WITHIN_EPSILON,
