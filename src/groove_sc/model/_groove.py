@@ -80,9 +80,8 @@ class GROOVE(BaseModelClass):
     alpha
         Weight of backtranslation (>= 0).
     beta
-        Weight of the contrastive term (>= 0). Default 3, chosen without the truth by the
-        held-out-group criterion on the real development set and on simulations (the paper
-        used 10; see the "Real co-assayed data" page).
+        Weight of the contrastive term (>= 0). Default 10, the paper's value (see the "Real
+        co-assayed data" page for the held-out-group comparison with 3 and 30).
     temperature, learn_temperature, positives, similarity
         GroupCLIP options (``temperature > 0``), see
         :func:`groove_sc.module.group_clip_loss`. ``positives=None`` means ``"sum_in_log"``,

@@ -14,9 +14,9 @@ _POSITIVES = ("sum_in_log", "mean_log")
 _SIMILARITIES = ("cosine", "neg_sqeuclidean")
 #: GroupCLIP's default softmax temperature (the paper's value).
 DEFAULT_TEMPERATURE = 0.1
-#: Default weight of the contrastive term in GROOVE's loss, chosen by the held-out-group
-#: criterion (docs: "Real co-assayed data", beta and tau); the paper used 10.
-DEFAULT_BETA = 3.0
+#: Default weight of the contrastive term in GROOVE's loss (the paper's value; see the
+#: "Real co-assayed data" page, beta and tau, for the held-out-group comparison with 3 and 30).
+DEFAULT_BETA = 10.0
 
 
 def similarity_matrix(z_a: torch.Tensor, z_b: torch.Tensor, similarity: Similarity) -> torch.Tensor:
