@@ -3,8 +3,8 @@
 A GROOVE latent written by :func:`groove_sc.tl.embed` carries the model's label column,
 temperature and similarity in ``uns[use_rep]``. With an aligner that compares the cells of the
 two modalities in one shared space (``shared_rep=True``: the built-in ``leot``, ``eot``,
-``uot`` and ``knn``),
-``tl.align`` then compares the cells in the latent's group-posterior coordinates
+``uot`` and ``knn``), ``tl.align`` then compares the cells in the latent's group-posterior
+coordinates
 (:func:`groove_sc.tl.group_posterior`), where they matched better on the real development set,
 on simulations with unlabeled cells and with three modalities; ``space="rep"`` compares them in
 the latent itself. Nothing is written to the MuData but the coupling and its record.
