@@ -507,8 +507,13 @@ def test_bad_input_errors(mdata):
             gs.tl.align(mdata, "rna", "prot", epsilon=eps)
     with pytest.raises(TypeError, match=r"unexpected keyword.*\['alpha'\]"):
         gs.tl.align(mdata, "rna", "prot", method="leot", alpha=0.5)
-    with pytest.raises(ValueError, match="needs groupby"):
+    with pytest.raises(ValueError, match="needs groupby") as err:
         gs.tl.align(mdata, "rna", "prot", method="egwl", groupby=None)
+    # the alternatives named are the registered methods that run without labels
+    without = [m for m, a in gs.tl.ALIGNERS.items() if a.labels != "required"]
+    assert {"eot", "knn"} <= set(without)
+    assert all(f"'{m}'" in str(err.value) for m in without)
+    assert "'leot'" not in str(err.value)
     with pytest.raises(KeyError, match="Modality 'atac'"):
         gs.tl.align(mdata, "rna", "atac")
     assert "groove_coupling" not in mdata.obsp and "groove_coupling" not in mdata.uns

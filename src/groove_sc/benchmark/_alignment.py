@@ -60,9 +60,8 @@ class Alignment:
         self.aligner = aligner
         kwargs = dict(options.aligner_kwargs.get(aligner, {}))
         self.fixed_epsilon = kwargs.pop("epsilon", None)
-        self.groupby = kwargs.pop("groupby", options.groupby)
-        if ALIGNERS[aligner].labels == "ignored":
-            self.groupby = None
+        groupby = kwargs.pop("groupby", options.groupby)
+        self.groupby = None if ALIGNERS[aligner].labels == "ignored" else groupby
         self.kwargs = kwargs
         self.cache: dict[float | None, Scored] = {}
         self.spent = 0.0  # seconds of alignments since the last reset

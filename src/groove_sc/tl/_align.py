@@ -15,7 +15,7 @@ from .._mudata import check_disjoint_obs_names, check_modalities, embed_block
 from ._aligners import ALIGNERS
 from ._aligners._auto_epsilon import FALLBACK_EPSILON, auto_epsilon
 from ._aligners._problem import AlignProblem, UseRep, as_h5_value, build_problem, rep_key
-from ._aligners._registry import Aligner, AlignResult, check_total_mass
+from ._aligners._registry import Aligner, AlignResult, check_total_mass, methods_with_labels
 from ._aligners._unmatched import DEFAULT_UNMATCHED_K, couple_unmatched
 from ._space import Space, check_space, use_space
 
@@ -293,14 +293,7 @@ def _resolve_groupby_and_rep(
     aligner: Aligner, groupby: str | None, use_rep: UseRep, source: str, target: str
 ) -> tuple[str | None, UseRep]:
     """``groupby`` as the aligner uses it, and ``use_rep`` as one key for shared-space methods."""
-    if aligner.labels == "ignored":
-        groupby = None
-    elif aligner.labels == "required" and groupby is None:
-        raise ValueError(
-            f"Method '{aligner.name}' is label-constrained and needs groupby= (an obs column "
-            "present in both modalities); for an unlabeled alignment use 'eot', 'egw_all' or "
-            "'coot'."
-        )
+    groupby = aligner.groupby_for(groupby)
     if aligner.shared_rep and not isinstance(use_rep, str):
         keys = {rep_key(use_rep, m) for m in (source, target)}
         if len(keys) != 1:
@@ -321,8 +314,9 @@ def _check_size(problem: AlignProblem, aligner: Aligner, max_pairs: int | None) 
         raise ValueError(
             f"Method '{aligner.name}' solves one dense problem over all {problem.n_source} x "
             f"{problem.n_target} = {pairs:,} cell pairs, above max_pairs={max_pairs:,}. Use a "
-            "label-constrained method (leot, egwl, cootl, ...), subsample, or pass a larger "
-            "max_pairs (or max_pairs=None) if the memory is available."
+            f"label-constrained method ({', '.join(methods_with_labels('required'))}), "
+            "subsample, or pass a larger max_pairs (or max_pairs=None) if the memory is "
+            "available."
         )
 
 

@@ -117,12 +117,48 @@ class Aligner:
         params = inspect.signature(self.func).parameters.values()
         return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
+    def groupby_for(self, groupby: str | None) -> str | None:
+        """The ``groupby`` this aligner reads: ``None`` when it ignores labels.
+
+        Raises ``ValueError`` for a label-constrained aligner without ``groupby``, naming the
+        registered methods that run without labels.
+
+        Examples
+        --------
+        >>> gs.tl.ALIGNERS["eot"].groupby_for("perturbation") is None
+        True
+        >>> gs.tl.ALIGNERS["leot"].groupby_for("perturbation")
+        'perturbation'
+
+        """
+        if self.labels == "ignored":
+            return None
+        if self.labels == "required" and groupby is None:
+            raise ValueError(
+                f"Method '{self.name}' is label-constrained and needs groupby= (an obs column "
+                "present in both modalities); for an alignment without labels use one of "
+                f"{methods_with_labels('optional', 'ignored')}."
+            )
+        return groupby
+
     def __call__(self, problem: AlignProblem, **kwargs: Any) -> AlignResult:
         return self.func(problem, **kwargs)
 
 
 #: Registered aligners, by ``method=`` name.
 ALIGNERS: dict[str, Aligner] = {}
+
+
+def methods_with_labels(*uses: LabelUse) -> list[str]:
+    """Registered method names whose label use is one of ``uses``, sorted.
+
+    Examples
+    --------
+    >>> "leot" in methods_with_labels("required"), "eot" in methods_with_labels("required")
+    (True, False)
+
+    """
+    return sorted(name for name, spec in ALIGNERS.items() if spec.labels in uses)
 
 
 def register_aligner(
