@@ -66,7 +66,8 @@ def test_sinkhorn_divergence_equals_pot_per_group():
     assert np.isclose(float(got), ref, rtol=1e-7)
 
 
-def test_ot_clip_equals_per_group_cross_entropy_with_pot_targets():
+@pytest.mark.parametrize("similarity", ["cosine", "neg_sqeuclidean"])
+def test_ot_clip_equals_per_group_cross_entropy_with_pot_targets(similarity):
     z_a, z_b, la, lb = toy_batch(2)
     tau = 0.2
     blocks = list(shared_blocks(z_a, z_b, la, lb))
@@ -78,17 +79,21 @@ def test_ot_clip_equals_per_group_cross_entropy_with_pot_targets():
             np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y)), C, 0.5 * scale,
             method="sinkhorn_log", numItermax=50_000, stopThr=1e-13,
         )  # fmt: skip
-        xn = x / np.linalg.norm(x, axis=1, keepdims=True)
-        yn = y / np.linalg.norm(y, axis=1, keepdims=True)
-        logits = xn @ yn.T / tau
+        if similarity == "cosine":
+            xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+            yn = y / np.linalg.norm(y, axis=1, keepdims=True)
+            logits = xn @ yn.T / tau
+        else:
+            logits = -C / tau
         log_row = logits - np.log(np.exp(logits).sum(1, keepdims=True))
         log_col = logits - np.log(np.exp(logits).sum(0, keepdims=True))
         ce_ab.extend(-(P / P.sum(1, keepdims=True) * log_row).sum(1))
         ce_ba.extend(-(P / P.sum(0, keepdims=True) * log_col).sum(0))
     ref = 0.5 * (np.mean(ce_ab) + np.mean(ce_ba))
     got = within_group_loss(
-        z_a, z_b, la, lb, kind="ot_clip", epsilon=0.5, temperature=tau, n_iter=2000
-    )
+        z_a, z_b, la, lb, kind="ot_clip", epsilon=0.5, temperature=tau, n_iter=2000,
+        similarity=similarity,
+    )  # fmt: skip
     assert np.isclose(float(got), ref, rtol=1e-7)
 
 
@@ -115,6 +120,9 @@ def test_within_group_bad_input():
         within_group_loss(z_a, z_b, la, lb, kind="wasserstein")
     with pytest.raises(ValueError, match="epsilon must be > 0"):
         within_group_loss(z_a, z_b, la, lb, epsilon=0.0)
+    # an unknown similarity is refused, not read as another one
+    with pytest.raises(ValueError, match=r"similarity must be one of.*'dot'"):
+        within_group_loss(z_a, z_b, la, lb, kind="ot_clip", similarity="dot")
 
 
 def test_model_trains_with_within_group_term(toy):

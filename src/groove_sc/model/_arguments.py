@@ -13,13 +13,13 @@ from collections.abc import Collection
 from typing import Any
 
 from ..module import CONTRASTIVE
-from ..module._clip import _POSITIVES, _SIMILARITIES
+from ..module._clip import _POSITIVES, SIMILARITIES
 from ..module._within import WITHIN_GROUP_TERMS
 
 #: Valid names of the model's options, from the module's registries.
 CONTRASTIVE_NAMES = tuple(CONTRASTIVE)
 POSITIVES_NAMES = tuple(_POSITIVES)
-SIMILARITY_NAMES = tuple(_SIMILARITIES)
+SIMILARITY_NAMES = tuple(SIMILARITIES)
 WITHIN_GROUP_NAMES = tuple(WITHIN_GROUP_TERMS)
 
 

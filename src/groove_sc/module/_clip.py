@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -11,12 +13,62 @@ Positives = Literal["sum_in_log", "mean_log"]
 Similarity = Literal["cosine", "neg_sqeuclidean"]
 
 _POSITIVES = ("sum_in_log", "mean_log")
-_SIMILARITIES = ("cosine", "neg_sqeuclidean")
 #: GroupCLIP's default softmax temperature (the paper's value).
 DEFAULT_TEMPERATURE = 0.1
 #: Default weight of the contrastive term in GROOVE's loss (the paper's value; see the
 #: "Real co-assayed data" page, beta and tau, for the held-out-group comparison with 3 and 30).
 DEFAULT_BETA = 10.0
+
+
+@dataclass(frozen=True)
+class SimilarityKind:
+    """A similarity of GroupCLIP, its prototype softmax and the within-group ``"ot_clip"`` term.
+
+    Attributes
+    ----------
+    matrix
+        ``matrix(z_a, z_b)``: similarities between the rows of ``z_a`` ``(..., n, d)`` and
+        ``z_b`` ``(..., m, d)``, shape ``(..., n, m)`` (leading dimensions are a batch).
+    directions
+        ``directions(prototypes)``: the ``(groups, d)`` matrix ``W`` with
+        ``matrix(z, prototypes) = f(z) @ W.T + c(z)`` (see :func:`prototype_directions`).
+
+    """
+
+    matrix: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    directions: Callable[[torch.Tensor], torch.Tensor]
+
+
+def _cosine(z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+    return F.normalize(z_a, dim=-1) @ F.normalize(z_b, dim=-1).transpose(-1, -2)
+
+
+def _neg_sqeuclidean(z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+    return -torch.cdist(z_a, z_b).pow(2)
+
+
+#: The similarities, by name; adding one means adding an entry.
+SIMILARITIES: dict[str, SimilarityKind] = {
+    "cosine": SimilarityKind(_cosine, lambda p: F.normalize(p, dim=-1)),
+    "neg_sqeuclidean": SimilarityKind(_neg_sqeuclidean, lambda p: p),
+}
+
+
+def similarity_kind(similarity: str) -> SimilarityKind:
+    """The registered similarity ``similarity``; a ``ValueError`` naming the valid ones else.
+
+    Examples
+    --------
+    >>> similarity_kind("cosine").matrix(torch.ones(1, 2), torch.ones(3, 2)).shape
+    torch.Size([1, 3])
+
+    """
+    try:
+        return SIMILARITIES[similarity]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"similarity must be one of {tuple(SIMILARITIES)}, got {similarity!r}."
+        ) from None
 
 
 def similarity_matrix(z_a: torch.Tensor, z_b: torch.Tensor, similarity: Similarity) -> torch.Tensor:
@@ -29,11 +81,7 @@ def similarity_matrix(z_a: torch.Tensor, z_b: torch.Tensor, similarity: Similari
     torch.Size([4, 5])
 
     """
-    if similarity == "cosine":
-        return F.normalize(z_a, dim=-1) @ F.normalize(z_b, dim=-1).T
-    if similarity == "neg_sqeuclidean":
-        return -torch.cdist(z_a, z_b).pow(2)
-    raise ValueError(f"similarity must be one of {_SIMILARITIES}, got {similarity!r}.")
+    return similarity_kind(similarity).matrix(z_a, z_b)
 
 
 def prototype_directions(prototypes: torch.Tensor, similarity: Similarity) -> torch.Tensor:
@@ -51,11 +99,7 @@ def prototype_directions(prototypes: torch.Tensor, similarity: Similarity) -> to
     tensor([[0.6000, 0.8000]])
 
     """
-    if similarity == "cosine":
-        return F.normalize(prototypes, dim=-1)
-    if similarity == "neg_sqeuclidean":
-        return prototypes
-    raise ValueError(f"similarity must be one of {_SIMILARITIES}, got {similarity!r}.")
+    return similarity_kind(similarity).directions(prototypes)
 
 
 def _directional(

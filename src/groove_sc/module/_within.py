@@ -30,7 +30,8 @@ from itertools import combinations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
+
+from ._clip import similarity_kind, similarity_matrix
 
 WithinGroup = Literal["sinkhorn", "mmd", "ot_clip"]
 
@@ -168,11 +169,7 @@ def _ot_clip(
     pair = _pair(ma, mb)
     c_ab = sqdist(za.detach(), zb.detach())
     plan = batched_sinkhorn_plan(c_ab, ma, mb, epsilon * _scale(c_ab, pair), n_iter)
-    if similarity == "cosine":
-        logits = F.normalize(za, dim=-1) @ F.normalize(zb, dim=-1).transpose(1, 2)
-    else:
-        logits = -sqdist(za, zb)
-    logits = logits / temperature
+    logits = similarity_matrix(za, zb, similarity) / temperature
     masked = logits.masked_fill(~pair, torch.finfo(logits.dtype).min)
     rows = plan / plan.sum(2, keepdim=True).clamp_min(1e-30)
     cols = plan / plan.sum(1, keepdim=True).clamp_min(1e-30)
@@ -241,6 +238,7 @@ def within_group_loss(
         )
     if not epsilon > 0:
         raise ValueError(f"epsilon must be > 0, got {epsilon!r}.")
+    similarity_kind(similarity)
     labels_a = labels_a.reshape(-1).to(z_a.device)
     labels_b = labels_b.reshape(-1).to(z_b.device)
     keep_a, keep_b = _shared_groups(labels_a, labels_b)

@@ -32,8 +32,8 @@ from .._labels import label_codes
 from .._mudata import set_union_obsm
 from .._representation import get_rep
 from ..module._clip import (
-    _SIMILARITIES,
     DEFAULT_TEMPERATURE,
+    SIMILARITIES,
     prototype_directions,
     similarity_matrix,
 )
@@ -170,9 +170,9 @@ def posterior_coordinates(
     groupby = groupby or str(record.get("groupby") or DEFAULT_GROUPBY)
     temperature = _temperature(record.get("temperature") if temperature is None else temperature)
     similarity = similarity or str(record.get("similarity") or "cosine")
-    if similarity not in _SIMILARITIES:
+    if similarity not in SIMILARITIES:
         raise ValueError(
-            f"similarity must be one of {list(_SIMILARITIES)}, got {similarity!r} (use the "
+            f"similarity must be one of {list(SIMILARITIES)}, got {similarity!r} (use the "
             "model's similarity, the one tl.embed records)."
         )
     if isinstance(chunk_size, bool) or not (
