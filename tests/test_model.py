@@ -277,3 +277,30 @@ def test_training_after_a_query_runs_in_train_mode():
     modes.clear()
     model.train(max_epochs=1, **QUIET)
     assert first == {True} and set(modes) == {True}
+
+
+def test_likelihood_kinds_follow_the_heads():
+    """The simulator's table of kinds and the decoder heads agree; is_count follows kind."""
+    from groove_sc._constants import COUNT_LIKELIHOODS, LIKELIHOOD_KINDS
+
+    assert {n: h.kind for n, h in gs.module.LIKELIHOODS.items()} == LIKELIHOOD_KINDS
+    assert {n for n, h in gs.module.LIKELIHOODS.items() if h.is_count} == set(COUNT_LIKELIHOODS)
+
+
+def test_registered_count_likelihood_gets_a_library_size(monkeypatch):
+    """A count head added to the registry alone is treated as counts by the model."""
+    from groove_sc.module._likelihoods import NBHead
+
+    class MyCounts(NBHead):
+        """A user's count likelihood (here NB under another name)."""
+
+    monkeypatch.setitem(gs.module.LIKELIHOODS, "my_counts", MyCounts)
+    assert MyCounts.is_count
+    mdata = make_toy(seed=2)
+    GROOVE.setup_mudata(mdata, **{**SETUP, "likelihoods": {"rna": "my_counts", "prot": "normal"}})
+    model = GROOVE(mdata, n_latent=4, n_hidden=16)
+    x = mdata["rna"].layers["counts"]
+    expected = np.log(np.clip(np.asarray(x.sum(axis=1)).ravel(), 1, None)).mean()
+    rna = model.module.modalities.index("rna")
+    assert np.isclose(float(model.module.library_log_means[rna]), expected, rtol=1e-6)
+    assert float(model.module.library_log_means[model.module.modalities.index("prot")]) == 0.0

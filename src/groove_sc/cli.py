@@ -18,6 +18,7 @@ from ._constants import (
     DEFAULT_METHOD,
     DEFAULT_REP,
     DEFAULT_TRUTH_KEY,
+    LIKELIHOOD_KINDS,
 )
 
 
@@ -122,7 +123,7 @@ def _simulate_and_train(
     layers = {
         m: COUNTS_LAYER
         for m in mods
-        if COUNTS_LAYER in mdata[m].layers and likelihoods[m] != "normal"
+        if COUNTS_LAYER in mdata[m].layers and LIKELIHOOD_KINDS[likelihoods[m]] != "continuous"
     }
     gs.model.GROOVE.setup_mudata(
         mdata,

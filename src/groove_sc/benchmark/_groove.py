@@ -14,7 +14,7 @@ from typing import Any
 
 from mudata import MuData
 
-from .._constants import COUNTS_LAYER
+from .._constants import COUNTS_LAYER, LIKELIHOOD_KINDS
 from .._counts import guess_likelihood
 from .._docs import doc_params
 from ..tl._embed import embed
@@ -105,7 +105,7 @@ def infer_likelihoods(mdata: MuData) -> tuple[dict[str, str], dict[str, str | No
     for m, adata in mdata.mod.items():
         layer = COUNTS_LAYER if COUNTS_LAYER in adata.layers else None
         likelihoods[m] = guess_likelihood(adata.layers[layer] if layer else adata.X, binary=True)
-        layers[m] = layer if likelihoods[m] != "normal" else None
+        layers[m] = layer if LIKELIHOOD_KINDS[likelihoods[m]] != "continuous" else None
     return likelihoods, layers
 
 

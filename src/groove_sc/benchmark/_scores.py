@@ -13,11 +13,11 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .. import metrics
+from .._constants import COUNT_LIKELIHOODS
 from .._mudata import extract_block
 
 #: Counts expected per cell after normalisation, as in the simulator and scanpy's usual recipe.
 TARGET_SUM = 1e4
-_COUNT_LIKELIHOODS = ("nb", "zinb", "poisson")
 #: Keys of ``evaluate_imputation`` that are scores (the rest are counts of cells/features).
 _IMPUTATION_KEYS = ("pearson_cell", "spearman_cell", "pearson_feature", "spearman_feature", "mse")
 
@@ -91,7 +91,7 @@ def to_x_scale(pred: np.ndarray, likelihood: str) -> np.ndarray:
 
     """
     pred = np.asarray(pred, dtype=np.float64)
-    if likelihood not in _COUNT_LIKELIHOODS:
+    if likelihood not in COUNT_LIKELIHOODS:
         return pred
     total = pred.sum(axis=1, keepdims=True)
     return np.log1p(np.divide(pred * TARGET_SUM, total, out=np.zeros_like(pred), where=total > 0))

@@ -16,8 +16,6 @@ from mudata import MuData
 
 from .._constants import COUNTS_LAYER, DEFAULT_GROUPBY, DEFAULT_TRUTH_KEY, LIKELIHOOD_KINDS
 
-#: Likelihood name -> kind of data it produces (the package's one table).
-LIKELIHOODS = LIKELIHOOD_KINDS
 _DEFAULT_N_FEATURES = {"count": 1000, "continuous": 30, "binary": 2000}
 _FEATURE_PREFIX = {"count": "gene", "continuous": "protein", "binary": "peak"}
 _N_HIDDEN = 32  # width of each modality's random MLP
@@ -175,7 +173,7 @@ def _observe(
     modalities are built as CSR chunk by chunk; no dense cells x features matrix is formed.
     """
     n, p = len(z), mlp["w2"].shape[1]
-    kind = LIKELIHOODS[likelihood]
+    kind = LIKELIHOOD_KINDS[likelihood]
     rng = _rng(seed, _OBSERVE, name)
 
     def stage(label: str) -> np.random.Generator:
@@ -414,17 +412,17 @@ def _check_modalities(
     for name, lik in modalities.items():
         if not isinstance(name, str) or not name or ":" in name:
             raise ValueError(f"Modality names must be non-empty strings without ':', got {name!r}.")
-        if lik not in LIKELIHOODS:
+        if lik not in LIKELIHOOD_KINDS:
             raise ValueError(
                 f"Unknown likelihood {lik!r} for modality '{name}'; choose one of "
-                f"{list(LIKELIHOODS)}."
+                f"{list(LIKELIHOOD_KINDS)}."
             )
     feats: dict[str, int] = {}
     for name, lik in modalities.items():
         if n_features is None:
-            p = _DEFAULT_N_FEATURES[LIKELIHOODS[lik]]
+            p = _DEFAULT_N_FEATURES[LIKELIHOOD_KINDS[lik]]
         elif isinstance(n_features, Mapping):
-            p = n_features.get(name, _DEFAULT_N_FEATURES[LIKELIHOODS[lik]])
+            p = n_features.get(name, _DEFAULT_N_FEATURES[LIKELIHOOD_KINDS[lik]])
         else:
             p = n_features
         if int(p) != p or p < 1:
@@ -518,7 +516,7 @@ def _modality(design: _Design, params: dict[str, Any], name: str, lik: str) -> a
         index=pd.Index(obs_names.astype(object)),
     )
     width = len(str(n_feats - 1))
-    prefix = f"{name}_{_FEATURE_PREFIX[LIKELIHOODS[lik]]}"
+    prefix = f"{name}_{_FEATURE_PREFIX[LIKELIHOOD_KINDS[lik]]}"
     var_names = [f"{prefix}{j:0{width}d}" for j in range(n_feats)]
     adata = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=var_names))
     if counts is not None:

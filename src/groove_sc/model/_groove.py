@@ -19,10 +19,10 @@ from scvi.train import TrainRunner
 from scvi.utils._docstrings import devices_dsp
 
 from .. import _constants as keys
-from .._constants import COUNT_LIKELIHOODS, DEFAULT_GROUPBY
+from .._constants import DEFAULT_GROUPBY
 from .._mudata import check_disjoint_obs_names, check_modalities
 from ..data import GrooveDataModule, MuDataGroupLabelsField, encode_labels
-from ..module import GROOVEVAE
+from ..module import GROOVEVAE, get_likelihood
 from ..module._clip import DEFAULT_BETA, DEFAULT_TEMPERATURE
 from ._arguments import check_model_arguments, check_train_arguments
 from ._training import (
@@ -163,7 +163,7 @@ class GROOVE(BaseModelClass):
         likelihoods = dict(args["likelihoods"])
         lib_means = {}
         for m in mods:
-            if likelihoods[m] in COUNT_LIKELIHOODS:
+            if get_likelihood(likelihoods[m]).is_count:
                 x = self.adata_manager.get_from_registry(keys.x_key(m))
                 tot = np.asarray(x.sum(axis=1)).ravel()
                 lib_means[m] = float(np.log(np.clip(tot, 1, None)).mean())

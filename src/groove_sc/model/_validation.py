@@ -65,9 +65,11 @@ def check_matrix(x, mod: str, where: str, likelihood: str) -> None:
                 UserWarning,
                 stacklevel=3,
             )
-    elif likelihood == "bernoulli" and not _all_chunks(v, lambda c: (c == 0) | (c == 1)):
+    elif LIKELIHOODS[likelihood].kind == "binary" and not _all_chunks(
+        v, lambda c: (c == 0) | (c == 1)
+    ):
         raise ValueError(
-            f"Modality '{mod}' ({where}) must be binary (0/1) for likelihood 'bernoulli'; "
+            f"Modality '{mod}' ({where}) must be binary (0/1) for likelihood '{likelihood}'; "
             "binarise it first."
         )
 

@@ -20,12 +20,21 @@ class LikelihoodHead(nn.Module):
 
     Attributes
     ----------
+    kind
+        The kind of data modelled: ``"count"``, ``"continuous"`` or ``"binary"`` (the values of
+        :data:`groove_sc._constants.LIKELIHOOD_KINDS`, which the simulator reads). Subclasses
+        set it; ``is_count`` follows from it.
     is_count
         Whether observations are non-negative counts (library size from the data, log1p input).
 
     """
 
+    kind: ClassVar[str] = "continuous"
     is_count: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.is_count = cls.kind == "count"
 
     def __init__(self, n_hidden: int, n_output: int):
         super().__init__()
@@ -43,7 +52,7 @@ class LikelihoodHead(nn.Module):
 
 
 class _CountHead(LikelihoodHead):
-    is_count = True
+    kind = "count"
 
     def __init__(self, n_hidden: int, n_output: int):
         super().__init__(n_hidden, n_output)
@@ -108,6 +117,8 @@ class NormalHead(LikelihoodHead):
 
 class BernoulliHead(LikelihoodHead):
     """Bernoulli for binarised features (ATAC peaks)."""
+
+    kind = "binary"
 
     def __init__(self, n_hidden: int, n_output: int):
         super().__init__(n_hidden, n_output)
