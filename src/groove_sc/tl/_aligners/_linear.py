@@ -89,8 +89,7 @@ def _solve_linear(
     mean cost of the independent coupling within the blocks (``"mean"``); ``reg_m`` is always
     relative to the largest cost.
     """
-    default = LEOT_DEFAULT_EPSILON if epsilon_scale == "mean" else DEFAULT_EPSILON
-    eps_rel = relative_epsilon(problem, default)
+    eps_rel = relative_epsilon(problem)
     streaming = solver.solver == "batched"
     blocks = Blocks(problem, layout, *masses, streaming=streaming, **asdict(storage))
     if solver.solver not in ("batched", "pot"):
