@@ -162,3 +162,24 @@ def test_prepare_modifies_in_place_unless_copy():
     assert copied is not mdata and "groove_prepare" not in mdata["rna"].uns
     assert gs.pp.prepare(mdata, n_top_genes=None) is None
     assert "groove_prepare" in mdata["rna"].uns
+
+
+def test_missing_obs_column_errors_read_alike():
+    """Every argument naming an obs column fails the same way: argument, value, columns, fix."""
+    mdata = gs.datasets.simulate(n_perturbations=2, cells_per_perturbation=5, paired=True, seed=0)
+    calls = {
+        "groupby": lambda: gs.tl.align(mdata, "rna", "prot", groupby="guide"),
+        "label_key": lambda: gs.metrics.evaluate_matching(mdata, "c", label_key="guide"),
+    }
+    gs.tl.align(mdata, "rna", "prot", use_rep="X_true", groupby="perturbation", key_added="c")
+    for argument, call in calls.items():
+        with pytest.raises(KeyError) as err:
+            call()
+        msg = err.value.args[0]
+        assert msg.startswith(f"{argument}='guide' is not a column of mdata['rna'].obs")
+        assert "'perturbation'" in msg and "(columns: [" in msg and msg.endswith(".")
+    # long column lists are cut
+    for i in range(30):
+        mdata["rna"].obs[f"extra{i}"] = 0
+    with pytest.raises(KeyError, match=r"'extra\d+', '\.\.\.'\]\)"):
+        gs.tl.align(mdata, "rna", "prot", groupby="guide")

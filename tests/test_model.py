@@ -167,7 +167,9 @@ def test_missing_perturbation_key():
     def drop(m):
         del m["prot"].obs["perturbation"]
 
-    _bad(drop, r"perturbation_key 'perturbation' not found in mdata\['prot'\]")
+    _bad(
+        drop, r"perturbation_key='perturbation' is not a column of mdata\['prot'\]\.obs \(columns: "
+    )
 
 
 def test_no_shared_perturbation():

@@ -145,7 +145,10 @@ def test_defaults_follow_the_model_and_survive_h5mu(toy, tmp_path):
 def test_bad_input_is_named(partly_labeled):
     with pytest.raises(KeyError, match="X_nope"):
         gs.tl.group_posterior(partly_labeled, "X_nope", groupby="perturbation")
-    with pytest.raises(KeyError, match="groupby 'batch'"):
+    with pytest.raises(
+        KeyError,
+        match=r"groupby='batch' is not a column of mdata\['rna'\]\.obs \(columns: \[.*perturbation",
+    ):
         gs.tl.group_posterior(partly_labeled, "X_lat", groupby="batch")
     with pytest.raises(ValueError, match="temperature must be a positive number"):
         gs.tl.group_posterior(partly_labeled, "X_lat", groupby="perturbation", temperature=0)

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 
 import mudata
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
@@ -42,6 +43,45 @@ def no_pull_on_update() -> Iterator[None]:
         return
     with options:
         yield
+
+
+#: Columns named, at most, in a missing-column error.
+_MAX_COLUMNS_SHOWN = 20
+
+
+def obs_column(mdata: MuData, mod: str, key: str, argument: str, hint: str) -> pd.Series:
+    """``mdata[mod].obs[key]``, or a ``KeyError`` naming the argument, the columns and the fix.
+
+    The one check, for every argument that names an ``obs`` column (``groupby``,
+    ``perturbation_key``, ``batch_key``, ``truth_key``, ...).
+
+    Parameters
+    ----------
+    mdata
+        The MuData.
+    mod
+        The modality whose ``.obs`` must hold the column.
+    key
+        The column.
+    argument
+        The argument that named it, as the user wrote it.
+    hint
+        What to do, appended to the message.
+
+    Examples
+    --------
+    >>> obs_column(mdata, "rna", "perturbation", "groupby", "").dtype.name
+    'category'
+
+    """
+    obs = mdata.mod[mod].obs
+    if key not in obs:
+        cols = [str(c) for c in obs.columns]
+        shown = cols[:_MAX_COLUMNS_SHOWN] + (["..."] if len(cols) > _MAX_COLUMNS_SHOWN else [])
+        raise KeyError(
+            f"{argument}='{key}' is not a column of mdata['{mod}'].obs (columns: {shown}); {hint}"
+        )
+    return obs[key]
 
 
 def check_modalities(mdata: MuData, modalities: Sequence[str], what: str = "this call") -> None:

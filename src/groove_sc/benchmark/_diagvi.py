@@ -32,6 +32,7 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .._docs import doc_params
+from .._mudata import obs_column
 from ._groove import infer_likelihoods, quiet_training
 from ._registry import LEARNER_DOCS, register_learner
 
@@ -454,11 +455,7 @@ def _setup_arguments(
     norm.update(dict(normalize_lib or {}))
     if groupby is not None:
         for m in mods:
-            if groupby not in mdata.mod[m].obs:
-                raise KeyError(
-                    f"groupby='{groupby}' is not a column of mdata['{m}'].obs "
-                    f"({list(mdata.mod[m].obs.columns)})."
-                )
+            obs_column(mdata, m, groupby, "groupby", "DIAGVI's labels must be in every modality.")
     return {
         m: {
             "labels_key": _LABEL_COLUMN if groupby is not None else None,

@@ -16,6 +16,7 @@ import torch
 from mudata import MuData
 from torch import nn
 
+from .._mudata import obs_column
 from ._registry import register_learner
 from ._views import dense
 
@@ -24,13 +25,9 @@ Output = Literal["proba", "log_proba"]
 
 def _shared_classes(mdata: MuData, groupby: str) -> list[str]:
     sets = []
-    for m, adata in mdata.mod.items():
-        if groupby not in adata.obs:
-            raise KeyError(
-                f"The propensity learner needs the labels obs['{groupby}'] in every modality; "
-                f"'{m}' has columns {list(adata.obs.columns)}."
-            )
-        col = adata.obs[groupby]
+    for m in mdata.mod:
+        hint = "the propensity learner needs the labels in every modality."
+        col = obs_column(mdata, m, groupby, "groupby", hint)
         sets.append(set(col[col.notna()].astype(str)))
     classes = sorted(set.intersection(*sets))
     if len(classes) < 2:

@@ -16,7 +16,7 @@ from mudata import MuData
 
 from .._constants import DEFAULT_GROUPBY, DEFAULT_TRUTH_KEY
 from .._docs import doc_params
-from .._mudata import check_modalities
+from .._mudata import check_modalities, obs_column
 from ..metrics import truth_pairs
 from ._options import RunOptions, Tuning, option_docs
 from ._parallel import run_seeds_in_processes
@@ -157,11 +157,8 @@ def _check_request(
     for m in (source, target):
         for what in ("truth_key", "groupby", "label_key"):
             col = getattr(options, what)
-            if col is not None and col not in mdata.mod[m].obs:
-                raise KeyError(
-                    f"{what}='{col}' is not a column of mdata['{m}'].obs (columns: "
-                    f"{list(mdata.mod[m].obs.columns)})."
-                )
+            if col is not None:
+                obs_column(mdata, m, col, what, "pass the benchmark the right column.")
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("Give at least one seed.")

@@ -11,10 +11,10 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .._constants import DEFAULT_GROUPBY, DEFAULT_TRUTH_KEY
-from .._mudata import check_modalities, coupling_modalities, extract_block
+from .._mudata import check_modalities, coupling_modalities, extract_block, obs_column
 from .._representation import get_rep
 from ._foscttm import Ties, closer_fraction, foscttm
-from ._truth import obs_column, truth_pairs
+from ._truth import truth_pairs
 
 #: Two label masses of one row closer than this count as tied in label transfer.
 _LABEL_TIE_ATOL = 1e-12
@@ -80,7 +80,7 @@ def _expected_topk(rows: sp.csr_matrix, m_true: np.ndarray, n_t: int, k: int) ->
 
 def _labels(mdata: MuData, mod: str, key: str) -> tuple[np.ndarray, np.ndarray]:
     hint = "pass a column present in both the source and the target modality."
-    col = obs_column(mdata, mod, key, "Label", hint)
+    col = obs_column(mdata, mod, key, "label_key", hint)
     return col.astype(str).to_numpy(), ~pd.isna(col).to_numpy()
 
 
@@ -164,11 +164,9 @@ def _label_metrics(
 def _resolve_groupby(mdata: MuData, meta: Any, source: str, target: str, groupby: str | None):
     if groupby is not None:
         for m in (source, target):
-            if groupby not in mdata.mod[m].obs:
-                raise KeyError(
-                    f"groupby column '{groupby}' is missing from mdata['{m}'].obs; pass a "
-                    "column present in both modalities, or None."
-                )
+            obs_column(
+                mdata, m, groupby, "groupby", "pass a column present in both modalities, or None."
+            )
         return groupby
     candidates = []
     if isinstance(meta, dict) and isinstance(meta.get("groupby"), str) and meta["groupby"]:

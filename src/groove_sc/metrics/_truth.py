@@ -7,22 +7,7 @@ import pandas as pd
 from mudata import MuData
 
 from .._constants import DEFAULT_TRUTH_KEY
-from .._mudata import check_modalities
-
-
-def obs_column(mdata: MuData, mod: str, key: str, what: str, hint: str) -> pd.Series:
-    """``mdata[mod].obs[key]``, or a ``KeyError`` naming the column, the modality and a hint.
-
-    Examples
-    --------
-    >>> obs_column(mdata, "rna", "perturbation", "Label", "").dtype.name
-    'category'
-
-    """
-    obs = mdata.mod[mod].obs
-    if key not in obs:
-        raise KeyError(f"{what} column '{key}' is missing from mdata['{mod}'].obs; {hint}")
-    return obs[key]
+from .._mudata import check_modalities, obs_column
 
 
 def _ids(mdata: MuData, mod: str, truth_key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -31,7 +16,7 @@ def _ids(mdata: MuData, mod: str, truth_key: str) -> tuple[np.ndarray, np.ndarra
         mdata,
         mod,
         truth_key,
-        "Truth",
+        "truth_key",
         "metrics need the shared cell id of co-assayed or simulated cells "
         "(groove_sc.datasets.simulate and groove_sc.pp.unpair write obs['cell_id']).",
     )

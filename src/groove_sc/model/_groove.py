@@ -20,7 +20,7 @@ from scvi.utils._docstrings import devices_dsp
 
 from .. import _constants as keys
 from .._constants import DEFAULT_GROUPBY
-from .._mudata import check_disjoint_obs_names, check_modalities
+from .._mudata import check_disjoint_obs_names, check_modalities, obs_column
 from ..data import GrooveDataModule, MuDataGroupLabelsField, encode_labels
 from ..module import GROOVEVAE, get_likelihood
 from ..module._clip import DEFAULT_BETA, DEFAULT_TEMPERATURE
@@ -56,6 +56,10 @@ _MODEL_ARGS = tuple(
         "temperature learn_temperature positives similarity within_group gamma"
     ).split()
 )
+
+
+#: What to do about a missing ``batch_key`` column.
+BATCH_HINT = "add the batch column to every modality, or pass batch_key=None."
 
 
 class GROOVE(BaseModelClass):
@@ -273,8 +277,8 @@ class GROOVE(BaseModelClass):
         for m in modalities:
             where = f"layer '{layers[m]}'" if layers.get(m) else ".X"
             check_matrix(get_matrix(mdata.mod[m], layers.get(m), m), m, where, likelihoods[m])
-            if batch_key is not None and batch_key not in mdata.mod[m].obs:
-                raise KeyError(f"batch_key '{batch_key}' not found in mdata['{m}'].obs.")
+            if batch_key is not None:
+                obs_column(mdata, m, batch_key, "batch_key", BATCH_HINT)
         categories = shared_categories(mdata, modalities, perturbation_key, unlabeled_category)
         setup_method_args["setup_args"]["modalities"] = modalities
         setup_method_args["setup_args"]["likelihoods"] = likelihoods
@@ -400,9 +404,7 @@ class GROOVE(BaseModelClass):
             mapping = self.adata_manager.get_state_registry(keys.batch_key(m))[
                 "categorical_mapping"
             ]
-            if bkey not in adata.obs:
-                raise KeyError(f"batch_key '{bkey}' not found in mdata['{m}'].obs.")
-            b = encode_labels(adata.obs[bkey], mapping)
+            b = encode_labels(obs_column(mdata, m, bkey, "batch_key", BATCH_HINT), mapping)
             if (b < 0).any():
                 raise ValueError(f"obs['{bkey}'] of modality '{m}' has batches unseen in training.")
         return x, b

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from .._counts import guess_likelihood
+from .._mudata import obs_column
 from ..module import LIKELIHOODS
 
 
@@ -102,13 +103,7 @@ def shared_categories(
     """Union of group categories over modalities, checked: labeled cells and a shared group."""
     per_mod = {}
     for m in modalities:
-        obs = mdata.mod[m].obs
-        if key not in obs:
-            raise KeyError(
-                f"perturbation_key '{key}' not found in mdata['{m}'].obs "
-                f"(columns: {list(obs.columns)[:10]}); add it or pass the right key."
-            )
-        col = obs[key]
+        col = obs_column(mdata, m, key, "perturbation_key", "add it or pass the right key.")
         lab = col[col.notna()].astype(str)
         if unlabeled_category is not None:
             lab = lab[lab != str(unlabeled_category)]

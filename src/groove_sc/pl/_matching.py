@@ -14,7 +14,7 @@ from mudata import MuData
 
 from .._constants import DEFAULT_COUPLING_KEY, DEFAULT_GROUPBY, DEFAULT_REP
 from .._labels import label_codes
-from .._mudata import check_modalities, coupling_modalities, extract_block
+from .._mudata import check_modalities, coupling_modalities, extract_block, obs_column
 from .._representation import get_rep
 from ._utils import finish, get_axes
 
@@ -402,9 +402,5 @@ def _groupby(mdata: MuData, coupling_key: str, groupby: str | None, mods: tuple[
         meta_group = mdata.uns.get(coupling_key, {}).get("groupby")
         groupby = meta_group if isinstance(meta_group, str) and meta_group else DEFAULT_GROUPBY
     for m in mods:
-        if groupby not in mdata.mod[m].obs:
-            raise KeyError(
-                f"groupby='{groupby}' is not a column of mdata['{m}'].obs; pass a label "
-                "column present in both modalities."
-            )
+        obs_column(mdata, m, groupby, "groupby", "pass a label column present in both modalities.")
     return groupby

@@ -14,7 +14,7 @@ from mudata import MuData
 
 from .._constants import COUNTS_LAYER
 from .._counts import is_counts
-from .._mudata import no_pull_on_update
+from .._mudata import no_pull_on_update, obs_column
 
 __all__ = ["prepare"]
 
@@ -244,8 +244,11 @@ def prepare(
         raise ValueError(f"Unknown recipe(s) {bad}; use 'rna', 'protein', 'atac' or 'none'.")
     if batch_key is not None:
         for m in mdata.mod:
-            if recipes.get(m, _default_recipe(m)) == "rna" and batch_key not in mdata[m].obs:
-                raise KeyError(f"batch_key '{batch_key}' is not a column of mdata['{m}'].obs.")
+            if recipes.get(m, _default_recipe(m)) == "rna":
+                obs_column(
+                    mdata, m, batch_key, "batch_key",
+                    "add it to every RNA modality or pass batch_key=None.",
+                )  # fmt: skip
 
     with no_pull_on_update():
         out = mdata.copy() if copy else mdata

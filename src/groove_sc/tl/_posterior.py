@@ -29,7 +29,7 @@ from mudata import MuData
 
 from .._constants import DEFAULT_GROUPBY, DEFAULT_REP
 from .._labels import label_codes
-from .._mudata import set_union_obsm
+from .._mudata import obs_column, set_union_obsm
 from .._representation import get_rep
 from ..module._clip import (
     DEFAULT_TEMPERATURE,
@@ -262,13 +262,7 @@ def _prototypes(
     """Groups with labeled cells, and their joint prototypes (mean of per-modality means)."""
     labels = {}
     for m in mods:
-        obs = mdata.mod[m].obs
-        if groupby not in obs:
-            raise KeyError(
-                f"groupby '{groupby}' is not a column of mdata['{m}'].obs (columns: "
-                f"{list(obs.columns)}); pass the label column as groupby=."
-            )
-        labels[m] = obs[groupby]
+        labels[m] = obs_column(mdata, m, groupby, "groupby", "pass the label column as groupby=.")
     names = pd.Index(
         sorted({str(v) for s in labels.values() for v in s.dropna().unique()}), dtype=object
     )

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
+from ..._mudata import obs_column
 from ..._representation import get_rep
 from ._backend import ArrayOps, resolve_backend
 from ._groups import GroupLayout
@@ -216,14 +217,11 @@ def _checked_finite(x: np.ndarray, codes: np.ndarray, mod: str, key: str) -> np.
 
 
 def _labels_of(mdata: MuData, mod: str, groupby: str) -> pd.Series:
-    adata = mdata.mod[mod]
-    if groupby in adata.obs:
-        return adata.obs[groupby]
-    raise KeyError(
-        f"groupby='{groupby}' is not a column of mdata['{mod}'].obs (columns: "
-        f"{list(adata.obs.columns)}). Add the labels to every modality's .obs, or pass "
-        "groupby=None to a method that can run without labels."
+    hint = (
+        "add the labels to every modality's .obs, or pass groupby=None to a method that can "
+        "run without labels."
     )
+    return obs_column(mdata, mod, groupby, "groupby", hint)
 
 
 def _categories(labels: pd.Series) -> tuple[np.ndarray, np.ndarray]:
