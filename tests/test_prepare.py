@@ -206,3 +206,21 @@ def test_prepare_on_loader_layout(tmp_path):
     assert out["rna"].n_vars == 30
     np.testing.assert_array_equal(out["rna"].obs["cell_id"], out["prot"].obs["cell_id"])
     np.testing.assert_allclose(_dense(out["prot"].X), _dense(mdata["prot"].X), rtol=1e-5)
+
+
+def test_a_new_recipe_is_one_registry_entry(monkeypatch):
+    from groove_sc.pp._prepare import RECIPES
+
+    def log_counts(adata, name, *, counts_layer, **_):
+        adata.layers[counts_layer] = adata.X.copy()
+        adata.X = np.log1p(_dense(adata.X)).astype(np.float32)
+        return adata, {"recipe": "log_counts"}
+
+    monkeypatch.setitem(RECIPES, "log_counts", log_counts)
+    mdata = _make()
+    raw = _dense(mdata["prot"].X).copy()
+    gs.pp.prepare(mdata, recipes={"prot": "log_counts", "rna": "none"})
+    np.testing.assert_allclose(_dense(mdata["prot"].X), np.log1p(raw), rtol=1e-6)
+    assert mdata["prot"].uns["groove_prepare"]["recipe"] == "log_counts"
+    with pytest.raises(ValueError, match=r"one of \['atac', 'log_counts', 'protein', 'rna'\]"):
+        gs.pp.prepare(mdata, recipes={"prot": "scrna"})

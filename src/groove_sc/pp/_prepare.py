@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import anndata as ad
 import numpy as np
@@ -83,6 +83,7 @@ def _prepare_rna(
     hvg_flavor: str | None,
     batch_key: str | None,
     subset_hvg: bool,
+    **_: Any,
 ) -> tuple[ad.AnnData, dict]:
     import scanpy as sc
 
@@ -117,7 +118,7 @@ def _prepare_rna(
 
 
 def _prepare_protein(
-    adata: ad.AnnData, name: str, *, counts_layer: str, clr_axis: int
+    adata: ad.AnnData, name: str, *, counts_layer: str, clr_axis: int, **_: Any
 ) -> tuple[ad.AnnData, dict]:
     with warnings.catch_warnings():  # muon's import warns about scanpy.__version__
         warnings.simplefilter("ignore", FutureWarning)
@@ -141,7 +142,9 @@ def _prepare_protein(
     }
 
 
-def _prepare_atac(adata: ad.AnnData, name: str, *, counts_layer: str) -> tuple[ad.AnnData, dict]:
+def _prepare_atac(
+    adata: ad.AnnData, name: str, *, counts_layer: str, **_: Any
+) -> tuple[ad.AnnData, dict]:
     counts = _counts_of(adata, counts_layer, name, required=False)
     source = counts if counts is not None else adata.X
     if sp.issparse(source):
@@ -152,6 +155,15 @@ def _prepare_atac(adata: ad.AnnData, name: str, *, counts_layer: str) -> tuple[a
         binary = (np.asarray(source) > 0).astype(np.float32)
     adata.X = binary
     return adata, {"recipe": "atac", "binarised": True, "counts_layer": counts_layer}
+
+
+#: The recipes, by name: ``recipe(adata, modality, **options) -> (adata, params)``; each reads
+#: the options it needs. ``"none"`` (no entry) leaves a modality as it is.
+RECIPES: dict[str, Callable[..., tuple[ad.AnnData, dict]]] = {
+    "rna": _prepare_rna,
+    "protein": _prepare_protein,
+    "atac": _prepare_atac,
+}
 
 
 def prepare(
@@ -239,9 +251,9 @@ def prepare(
         raise KeyError(
             f"recipes names modalities {sorted(unknown)} not in mdata.mod {list(mdata.mod)}."
         )
-    bad = {m: r for m, r in recipes.items() if r not in ("rna", "protein", "atac", "none")}
+    bad = {m: r for m, r in recipes.items() if r not in (*RECIPES, "none")}
     if bad:
-        raise ValueError(f"Unknown recipe(s) {bad}; use 'rna', 'protein', 'atac' or 'none'.")
+        raise ValueError(f"Unknown recipe(s) {bad}; use one of {sorted(RECIPES)} or 'none'.")
     if batch_key is not None:
         for m in mdata.mod:
             if recipes.get(m, _default_recipe(m)) == "rna":
@@ -252,28 +264,20 @@ def prepare(
 
     with no_pull_on_update():
         out = mdata.copy() if copy else mdata
+    options = {
+        "counts_layer": counts_layer,
+        "target_sum": target_sum,
+        "n_top_genes": n_top_genes,
+        "hvg_flavor": hvg_flavor,
+        "batch_key": batch_key,
+        "subset_hvg": subset_hvg,
+        "clr_axis": clr_axis,
+    }
     for name in list(out.mod):
-        recipe = recipes.get(name, _default_recipe(name))
-        adata = out.mod[name]
-        if recipe == "rna":
-            adata, params = _prepare_rna(
-                adata,
-                name,
-                counts_layer=counts_layer,
-                target_sum=target_sum,
-                n_top_genes=n_top_genes,
-                hvg_flavor=hvg_flavor,
-                batch_key=batch_key,
-                subset_hvg=subset_hvg,
-            )
-        elif recipe == "protein":
-            adata, params = _prepare_protein(
-                adata, name, counts_layer=counts_layer, clr_axis=clr_axis
-            )
-        elif recipe == "atac":
-            adata, params = _prepare_atac(adata, name, counts_layer=counts_layer)
-        else:
+        recipe = RECIPES.get(recipes.get(name, _default_recipe(name)))
+        if recipe is None:
             continue
+        adata, params = recipe(out.mod[name], name, **options)
         adata.uns["groove_prepare"] = params
         out.mod[name] = adata
     with warnings.catch_warnings(), no_pull_on_update():
