@@ -29,6 +29,10 @@ LIKELIHOOD_KINDS: dict[str, str] = {
 #: Likelihoods of count data.
 COUNT_LIKELIHOODS: tuple[str, ...] = tuple(k for k, v in LIKELIHOOD_KINDS.items() if v == "count")
 
+#: Counts per cell after library-size normalisation (scanpy's usual value; the simulator's
+#: log-normalised ``.X`` and the benchmark's count scale use it).
+TARGET_SUM = 1e4
+
 #: Coupling entries at or below this value are dropped after a solve.
 DEFAULT_PRUNE = 1e-12
 

@@ -13,11 +13,9 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .. import metrics
-from .._constants import COUNT_LIKELIHOODS
+from .._constants import COUNT_LIKELIHOODS, TARGET_SUM
 from .._mudata import extract_block
 
-#: Counts expected per cell after normalisation, as in the simulator and scanpy's usual recipe.
-TARGET_SUM = 1e4
 #: Keys of ``evaluate_imputation`` that are scores (the rest are counts of cells/features).
 _IMPUTATION_KEYS = ("pearson_cell", "spearman_cell", "pearson_feature", "spearman_feature", "mse")
 

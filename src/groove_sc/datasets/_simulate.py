@@ -14,14 +14,19 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
-from .._constants import COUNTS_LAYER, DEFAULT_GROUPBY, DEFAULT_TRUTH_KEY, LIKELIHOOD_KINDS
+from .._constants import (
+    COUNTS_LAYER,
+    DEFAULT_GROUPBY,
+    DEFAULT_TRUTH_KEY,
+    LIKELIHOOD_KINDS,
+    TARGET_SUM,
+)
 
 _DEFAULT_N_FEATURES = {"count": 1000, "continuous": 30, "binary": 2000}
 _FEATURE_PREFIX = {"count": "gene", "continuous": "protein", "binary": "peak"}
 _N_HIDDEN = 32  # width of each modality's random MLP
 _LEAK = 0.2  # h = tanh(a) + _LEAK * a: nonlinear, yet injective and non-saturating
 _LIBRARY_SIZE = 2000.0  # expected counts per cell of a count modality
-_TARGET_SUM = 1e4  # library-size normalisation before log1p (scanpy's usual value)
 _CHUNK_ENTRIES = 2**20  # cells x features generated at a time (8 MB per float64 array)
 
 # independent random streams, so that e.g. changing shared_fraction leaves every draw unchanged
@@ -218,9 +223,9 @@ def _observe(
         out.append(s, counts)
         del counts
     counts = out.finish()
-    # X = log1p(counts normalised to _TARGET_SUM per cell), with the same sparsity pattern
+    # X = log1p(counts normalised to TARGET_SUM per cell), with the same sparsity pattern
     total = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
-    scale = np.divide(_TARGET_SUM, total, out=np.zeros(n), where=total > 0).astype(np.float32)
+    scale = np.divide(TARGET_SUM, total, out=np.zeros(n), where=total > 0).astype(np.float32)
     xdata = np.empty_like(counts.data)
     for s, e in chunks:
         lo, hi = counts.indptr[s], counts.indptr[e]

@@ -24,6 +24,7 @@ from .._mudata import check_disjoint_obs_names, check_modalities, obs_column
 from ..data import GrooveDataModule, MuDataGroupLabelsField, encode_labels
 from ..module import GROOVEVAE, get_likelihood
 from ..module._clip import DEFAULT_BETA, DEFAULT_TEMPERATURE
+from ..module._within import DEFAULT_GAMMA, DEFAULT_WITHIN_GROUP
 from ._arguments import check_model_arguments, check_train_arguments
 from ._training import (
     GrooveTrainingPlan,
@@ -151,8 +152,8 @@ class GROOVE(BaseModelClass):
         learn_temperature: bool = False,
         positives: Literal["sum_in_log", "mean_log"] | None = None,
         similarity: Literal["cosine", "neg_sqeuclidean"] = "cosine",
-        within_group: Literal["sinkhorn", "mmd", "ot_clip"] | None = "ot_clip",
-        gamma: float = 3.0,
+        within_group: Literal["sinkhorn", "mmd", "ot_clip"] | None = DEFAULT_WITHIN_GROUP,
+        gamma: float = DEFAULT_GAMMA,
         pseudo_label_threshold: float | None = None,
         distrust_threshold: float | None = None,
         **module_kwargs,

@@ -124,7 +124,7 @@ def group_clip_loss(
     z_b: torch.Tensor,
     labels_a: torch.Tensor,
     labels_b: torch.Tensor,
-    temperature: float | torch.Tensor = 0.1,
+    temperature: float | torch.Tensor = DEFAULT_TEMPERATURE,
     positives: Positives = "sum_in_log",
     similarity: Similarity = "cosine",
     exclude_self: bool | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._docs import doc_params
-from ._clip import similarity_matrix
+from ._clip import DEFAULT_TEMPERATURE, similarity_matrix
 
 #: Parameter docs shared by the prototype-based label rules.
 _DOCS = {
@@ -28,7 +28,7 @@ def pseudo_labels(  # noqa: D417 (z, labels, temperature, similarity from _DOCS)
     z: dict[str, torch.Tensor],
     labels: dict[str, torch.Tensor],
     threshold: float,
-    temperature: float | torch.Tensor = 0.1,
+    temperature: float | torch.Tensor = DEFAULT_TEMPERATURE,
     similarity: str = "cosine",
 ) -> dict[str, torch.Tensor]:
     """Give unlabeled cells the group of the nearest prototype of the other modalities.
@@ -100,7 +100,7 @@ def distrust_labels(  # noqa: D417 (z, labels, temperature, similarity from _DOC
     labels: dict[str, torch.Tensor],
     threshold: float,
     *,
-    temperature: float | torch.Tensor = 0.1,
+    temperature: float | torch.Tensor = DEFAULT_TEMPERATURE,
     similarity: str = "cosine",
 ) -> dict[str, torch.Tensor]:
     """Leave out labeled cells whose latent points to another group of the other modalities.

@@ -17,7 +17,13 @@ from ._clip import DEFAULT_BETA, DEFAULT_TEMPERATURE
 from ._contrastive import CONTRASTIVE
 from ._likelihoods import get_likelihood
 from ._pseudo import distrust_labels, pseudo_labels
-from ._within import DEFAULT_WITHIN_EPSILON, WITHIN_GROUP_TERMS, within_group_objective
+from ._within import (
+    DEFAULT_GAMMA,
+    DEFAULT_WITHIN_EPSILON,
+    DEFAULT_WITHIN_GROUP,
+    WITHIN_GROUP_TERMS,
+    within_group_objective,
+)
 
 
 class _Decoder(nn.Module):
@@ -148,8 +154,8 @@ class GROOVEVAE(BaseModuleClass):
         backtranslation: bool = True,
         alpha: float = 1.0,
         beta: float = DEFAULT_BETA,
-        within_group: str | None = "ot_clip",
-        gamma: float = 3.0,
+        within_group: str | None = DEFAULT_WITHIN_GROUP,
+        gamma: float = DEFAULT_GAMMA,
         within_epsilon: float = DEFAULT_WITHIN_EPSILON,
         pseudo_label_threshold: float | None = None,
         distrust_threshold: float | None = None,

@@ -31,10 +31,14 @@ from typing import Literal
 
 import torch
 
-from ._clip import similarity_kind, similarity_matrix
+from ._clip import DEFAULT_TEMPERATURE, similarity_kind, similarity_matrix
 
 WithinGroup = Literal["sinkhorn", "mmd", "ot_clip"]
 
+#: The within-group term GROOVE adds by default and its weight (chosen without the truth, by
+#: held-out merged groups; see the "Real co-assayed data" page).
+DEFAULT_WITHIN_GROUP: WithinGroup = "ot_clip"
+DEFAULT_GAMMA = 3.0
 #: Default entropic regularisation, relative to the mean same-group squared distance.
 DEFAULT_WITHIN_EPSILON = 0.05
 #: Sinkhorn iterations per step (batch-sized blocks converge well within this).
@@ -195,7 +199,7 @@ def within_group_loss(
     kind: WithinGroup = "sinkhorn",
     epsilon: float = DEFAULT_WITHIN_EPSILON,
     n_iter: int = DEFAULT_WITHIN_ITER,
-    temperature: float | torch.Tensor = 0.1,
+    temperature: float | torch.Tensor = DEFAULT_TEMPERATURE,
     similarity: str = "cosine",
 ) -> torch.Tensor:
     """A within-group cross-modal alignment term between two sets of latents.

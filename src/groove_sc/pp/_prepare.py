@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 from mudata import MuData
 
-from .._constants import COUNTS_LAYER
+from .._constants import COUNTS_LAYER, TARGET_SUM
 from .._counts import is_counts
 from .._mudata import no_pull_on_update, obs_column
 
@@ -172,7 +172,7 @@ def prepare(
     recipes: Mapping[str, Recipe] | None = None,
     n_top_genes: int | None = 2000,
     hvg_flavor: Literal["seurat_v3", "seurat", "cell_ranger"] | None = None,
-    target_sum: float | None = 1e4,
+    target_sum: float | None = TARGET_SUM,
     subset_hvg: bool = True,
     batch_key: str | None = None,
     counts_layer: str = COUNTS_LAYER,
