@@ -45,6 +45,26 @@ def no_pull_on_update() -> Iterator[None]:
         yield
 
 
+def row_normalised(coupling: sp.spmatrix) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The coupling with each row divided by its mass, and a mask of the rows without mass.
+
+    Rows without mass stay zero; each caller decides what such a cell predicts (NaN for
+    ``tl.impute``, chance for the metrics, the target mean for the benchmark's imputation).
+
+    Examples
+    --------
+    >>> Q, empty = row_normalised(sp.csr_matrix(np.array([[0.2, 0.2], [0.0, 0.0]])))
+    >>> Q.toarray().tolist(), empty.tolist()
+    ([[0.5, 0.5], [0.0, 0.0]], [False, True])
+
+    """
+    P = sp.csr_matrix(coupling)
+    mass = np.asarray(P.sum(axis=1)).ravel()
+    empty = ~(mass > 0)
+    inv = np.divide(1.0, mass, out=np.zeros_like(mass), where=~empty)
+    return sp.csr_matrix(sp.diags(inv) @ P), empty
+
+
 #: Columns named, at most, in a missing-column error.
 _MAX_COLUMNS_SHOWN = 20
 

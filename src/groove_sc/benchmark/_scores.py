@@ -9,12 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from mudata import MuData
 
 from .. import metrics
 from .._constants import COUNT_LIKELIHOODS, TARGET_SUM
-from .._mudata import extract_block
+from .._mudata import extract_block, row_normalised
 
 #: Keys of ``evaluate_imputation`` that are scores (the rest are counts of cells/features).
 _IMPUTATION_KEYS = ("pearson_cell", "spearman_cell", "pearson_feature", "spearman_feature", "mse")
@@ -69,11 +68,9 @@ def barycentric_prediction(
     Source cells without mass get the target mean (a chance-level prediction).
 
     """
-    P = extract_block(view, key, source, target).astype(np.float64)
-    mass = np.asarray(P.sum(axis=1)).ravel()
-    inv = np.divide(1.0, mass, out=np.zeros_like(mass), where=mass > 0)
-    pred = np.asarray(sp.diags(inv) @ P @ x_target)
-    pred[mass <= 0] = x_target.mean(axis=0)
+    Q, empty = row_normalised(extract_block(view, key, source, target).astype(np.float64))
+    pred = np.asarray(Q @ x_target)
+    pred[empty] = x_target.mean(axis=0)
     return pred
 
 

@@ -11,7 +11,13 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .._constants import DEFAULT_GROUPBY, DEFAULT_TRUTH_KEY
-from .._mudata import check_modalities, coupling_modalities, extract_block, obs_column
+from .._mudata import (
+    check_modalities,
+    coupling_modalities,
+    extract_block,
+    obs_column,
+    row_normalised,
+)
 from .._representation import get_rep
 from ._foscttm import Ties, closer_fraction, foscttm
 from ._truth import truth_pairs
@@ -287,11 +293,8 @@ def evaluate_matching(
     if any(v < 1 for v in ks):
         raise ValueError(f"k must hold positive integers, got {list(k)}.")
 
-    row_mass = np.asarray(P.sum(axis=1)).ravel()
-    has_mass = row_mass > 0
-    inv = np.zeros(n_s)
-    inv[has_mass] = 1.0 / row_mass[has_mass]
-    Pn = sp.csr_matrix(sp.diags(inv) @ P)
+    Pn, empty = row_normalised(P)
+    has_mass = ~empty
     Pn.sort_indices()
     rows = Pn[src_idx]
     no_mass = ~has_mass[src_idx]

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .._constants import DEFAULT_COUPLING_KEY
-from .._mudata import check_modalities, extract_block, no_pull_on_update
+from .._mudata import check_modalities, extract_block, no_pull_on_update, row_normalised
 
 
 def _coupling_block(mdata: MuData, key: str, source: str, target: str) -> sp.csr_matrix:
@@ -42,11 +42,7 @@ def barycentric_projection(coupling: sp.spmatrix, values: Any) -> tuple[np.ndarr
     (array([1.]), array([False,  True]))
 
     """
-    coupling = sp.csr_matrix(coupling)
-    mass = np.asarray(coupling.sum(axis=1)).ravel()
-    empty = mass <= 0
-    inv = np.divide(1.0, mass, out=np.zeros_like(mass), where=~empty)
-    weights = sp.diags(inv) @ coupling
+    weights, empty = row_normalised(coupling)
     out = weights @ values
     out = out.toarray() if sp.issparse(out) else np.asarray(out)
     dtype = np.float32 if values.dtype == np.float32 else np.float64
