@@ -483,3 +483,33 @@ def test_non_ok_rows_have_string_metric_and_error(sim):
     res = gs.benchmark.run(sim, ["pca"], ["leot"], seeds=[0])
     assert res["metric"].tolist() == [""] and res["value"].isna().all()
     assert res["error"].str.len().gt(0).all()
+
+
+def test_label_agreement_with_blocks_against_a_loop():
+    """Per-block blind baseline, written out cell by cell; the tl criterion is the same score."""
+    from groove_sc.tl._aligners._auto_epsilon import hidden_mass
+
+    rng = np.random.default_rng(0)
+    ls = pd.Series(list("abcabcab") + [None])
+    lt = pd.Series(list("aabbccab") + [None, "c"])
+    sb = np.array([0, 0, 1, 1, 0, 1, -1, 0, 0])
+    tb = np.array([0, 0, 0, 1, 1, 1, 0, -1, 1, 1])
+    P = sp.csr_matrix(rng.random((9, 10)) * (rng.random((9, 10)) < 0.7))
+    Pd = P.toarray()
+    agree = total = base = 0.0
+    for i in range(9):
+        for j in range(10):
+            if pd.isna(ls[i]) or pd.isna(lt[j]) or sb[i] < 0 or sb[i] != tb[j]:
+                continue
+            in_block = [k for k in range(10) if tb[k] == sb[i] and not pd.isna(lt[k])]
+            freq = sum(lt[k] == ls[i] for k in in_block) / len(in_block)
+            total += Pd[i, j]
+            agree += Pd[i, j] * (ls[i] == lt[j])
+            base += Pd[i, j] * freq
+    agree, base = agree / total, base / total
+    expected = (agree - base) / (1 - base)
+    assert label_agreement(P, ls, lt, sb, tb) == pytest.approx(expected, rel=1e-12)
+    codes = {"a": 0, "b": 1, "c": 2}
+    s = np.array([codes.get(v, -1) for v in ls.fillna("")])
+    t = np.array([codes.get(v, -1) for v in lt.fillna("")])
+    assert hidden_mass(P, s, t, sb, tb) == pytest.approx(expected, rel=1e-12)

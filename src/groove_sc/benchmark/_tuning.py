@@ -41,7 +41,7 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .._labels import label_codes
-from ..tl._aligners._auto_epsilon import choose_truth_free
+from ..tl._aligners._auto_epsilon import choose_truth_free, hidden_mass
 from ..tl._aligners._auto_epsilon import projection_auc as _projection_auc
 from ._table import lower_is_better
 from ._views import dense
@@ -108,35 +108,10 @@ def label_agreement(
     names = pd.Index(sorted(set(source_labels.dropna().astype(str))))
     s = label_codes(source_labels, names)
     t = label_codes(target_labels, names)
-    nb = 1
     if source_blocks is None:
         source_blocks = np.zeros(len(s), dtype=np.int64)
         target_blocks = np.zeros(len(t), dtype=np.int64)
-    else:
-        nb = int(max(source_blocks.max(initial=-1), target_blocks.max(initial=-1)) + 1)
-    P = sp.coo_matrix(P)
-    keep = (
-        (s[P.row] >= 0)
-        & (t[P.col] >= 0)
-        & (source_blocks[P.row] >= 0)
-        & (source_blocks[P.row] == target_blocks[P.col])
-    )
-    rows, cols, mass = P.row[keep], P.col[keep], P.data[keep]
-    total = float(mass.sum())
-    if total <= 0:
-        return float("nan")
-    agree = float(mass[s[rows] == t[cols]].sum()) / total
-    # baseline: per block, target label frequencies among labelled target cells of the block
-    ok_t = (t >= 0) & (target_blocks >= 0)
-    counts = np.zeros((max(nb, 1), len(names)))
-    np.add.at(counts, (target_blocks[ok_t], t[ok_t]), 1.0)
-    freq = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
-    row_mass = np.bincount(rows, weights=mass, minlength=P.shape[0])
-    used = np.flatnonzero(row_mass > 0)
-    base = float((row_mass[used] * freq[source_blocks[used], s[used]]).sum()) / total
-    if base >= 1.0:
-        return float("nan")
-    return (agree - base) / (1.0 - base)
+    return hidden_mass(P, s, t, np.asarray(source_blocks), np.asarray(target_blocks))
 
 
 def projection_auc(

@@ -213,8 +213,16 @@ def hidden_mass(
 ) -> float:
     """Share of the coupling's mass joining cells of the same hidden group, scaled.
 
-    ``0`` is a coupling blind to the hidden group (each block's target group frequencies),
-    ``1`` a coupling that never crosses hidden groups.
+    Only mass between cells of one block is scored (``-1``: a cell outside every block or
+    without a hidden group). ``0`` is a coupling blind to the hidden group: a source cell of
+    group ``g`` in block ``k`` sends ``n_target(g, k) / n_target(k)`` of its mass to group
+    ``g``; ``1`` is a coupling that never crosses hidden groups. The benchmark's
+    :func:`groove_sc.benchmark.label_agreement` is this score on label columns.
+
+    Returns
+    -------
+    ``(agree - baseline) / (1 - baseline)``; NaN when there is no mass to score or the
+    baseline is 1.
 
     Examples
     --------
@@ -225,21 +233,22 @@ def hidden_mass(
     """
     P = sp.coo_matrix(P)
     keep = (source_hidden[P.row] >= 0) & (target_hidden[P.col] >= 0)
-    keep &= source_blocks[P.row] == target_blocks[P.col]
+    keep &= (source_blocks[P.row] >= 0) & (source_blocks[P.row] == target_blocks[P.col])
     rows, cols, mass = P.row[keep], P.col[keep], P.data[keep]
     total = float(mass.sum())
     if total <= 0:
         return float("nan")
     agree = float(mass[source_hidden[rows] == target_hidden[cols]].sum()) / total
-    ok = target_hidden >= 0
-    n_groups = int(target_hidden.max(initial=-1)) + 1
-    per_group = np.bincount(target_hidden[ok], minlength=n_groups).astype(float)
-    n_blocks = int(target_blocks.max(initial=-1)) + 1
-    per_block = np.bincount(target_blocks[ok], minlength=n_blocks).astype(float)
-    block_of_group = np.zeros(n_groups, dtype=np.int64)
-    block_of_group[target_hidden[ok]] = target_blocks[ok]
-    freq = per_group / np.maximum(per_block[block_of_group], 1.0)
-    base = float((mass * freq[source_hidden[rows]]).sum()) / total
+    # the blind baseline: per block, the hidden-group frequencies of its target cells
+    ok = (target_hidden >= 0) & (target_blocks >= 0)
+    n_groups = int(max(source_hidden.max(initial=-1), target_hidden.max(initial=-1))) + 1
+    n_blocks = int(max(source_blocks.max(initial=-1), target_blocks.max(initial=-1))) + 1
+    counts = np.zeros((max(n_blocks, 1), max(n_groups, 1)))
+    np.add.at(counts, (target_blocks[ok], target_hidden[ok]), 1.0)
+    freq = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    row_mass = np.bincount(rows, weights=mass, minlength=P.shape[0])
+    used = np.flatnonzero(row_mass > 0)
+    base = float((row_mass[used] * freq[source_blocks[used], source_hidden[used]]).sum()) / total
     return (agree - base) / (1.0 - base) if base < 1.0 else float("nan")
 
 
