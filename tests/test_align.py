@@ -707,3 +707,15 @@ def test_leot_on_identical_cells_per_group_is_uniform():
     for g in np.unique(gs_):
         rows = P[np.ix_(gs_ == g, gt == g)]
         assert np.allclose(rows, rows.mean())
+
+
+def test_gw_on_a_constant_representation_names_the_modality(mdata):
+    mdata["prot"].obsm["X_const"] = np.zeros((mdata["prot"].n_obs, 3))
+    mdata["rna"].obsm["X_const"] = np.asarray(mdata["rna"].obsm["X_groove"])[:, :3]
+    with pytest.raises(ValueError, match=r"same representation in 'prot' \('X_const'\)"):
+        gs.tl.align(mdata, "rna", "prot", use_rep="X_const", method="egw", epsilon=0.1)
+    from groove_sc._mudata import coupling_modalities
+
+    gs.tl.align(mdata, "rna", "prot", key_added="mine")
+    with pytest.raises(KeyError, match=r"couplings recorded: \['mine'\]"):
+        coupling_modalities(mdata, "typo")

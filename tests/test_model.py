@@ -306,3 +306,20 @@ def test_registered_count_likelihood_gets_a_library_size(monkeypatch):
     rna = model.module.modalities.index("rna")
     assert np.isclose(float(model.module.library_log_means[rna]), expected, rtol=1e-6)
     assert float(model.module.library_log_means[model.module.modalities.index("prot")]) == 0.0
+
+
+def test_query_with_an_unseen_batch_names_it():
+    mdata = make_toy(seed=4)
+    for m in ("rna", "prot"):
+        mdata[m].obs["batch"] = pd.Categorical(["b0", "b1"] * (mdata[m].n_obs // 2))
+    GROOVE.setup_mudata(mdata, batch_key="batch", **SETUP)
+    model = GROOVE(mdata, n_latent=4, n_hidden=16)
+    model.train(max_epochs=1, **QUIET)
+    query = make_toy(seed=5)
+    for m in ("rna", "prot"):
+        query[m].obs["batch"] = pd.Categorical(["b0", "b7"] * (query[m].n_obs // 2))
+    with pytest.raises(ValueError, match=r"unseen in training \(\['b7'\].*\['b0', 'b1'\]\)"):
+        model.get_latent_representation(query, modality="rna")
+    del query["rna"].obs["batch"]
+    with pytest.raises(KeyError, match=r"batch_key='batch' is not a column.*pass batch_key=None"):
+        model.get_latent_representation(query, modality="rna")

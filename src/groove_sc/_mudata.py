@@ -242,9 +242,10 @@ def coupling_modalities(mdata: MuData, key: str) -> tuple[str, str]:
     """
     meta = mdata.uns.get(key)
     if meta is None or "source" not in meta or "target" not in meta:
+        known = [k for k, v in mdata.uns.items() if isinstance(v, dict) and "source" in v]
         raise KeyError(
-            f"mdata.uns['{key}'] with 'source' and 'target' is missing; the coupling must come "
-            "from groove_sc.tl.align."
+            f"mdata.uns['{key}'] with 'source' and 'target' is missing (couplings recorded: "
+            f"{known}); the coupling must come from groove_sc.tl.align, pass one of those keys."
         )
     return str(meta["source"]), str(meta["target"])
 

@@ -107,7 +107,8 @@ class GroupLabelsObsField(BaseAnnDataField):
         if self._original_key not in adata_target.obs:
             warnings.warn(
                 f"'{self._original_key}' is not in the query's obs: its cells are treated as "
-                "unlabeled.",
+                f"unlabeled. Add obs['{self._original_key}'] (missing values for unlabeled "
+                "cells) to use its labels.",
                 UserWarning,
                 stacklevel=3,
             )

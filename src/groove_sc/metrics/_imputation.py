@@ -158,7 +158,10 @@ def _control_profile(control, p: int, control_mode: str) -> np.ndarray:
             f"got shape {np.shape(control)}."
         )
     if not np.isfinite(ref).all():
-        raise ValueError("control contains NaN or infinite values.")
+        raise ValueError(
+            f"control contains NaN or infinite values ({int((~np.isfinite(ref)).sum())} of "
+            f"{p} features); remove or impute them, or pass control cells without them."
+        )
     if control_mode == "divide" and (ref <= 0).any():
         raise ValueError(
             f"control_mode='divide' needs a strictly positive control mean, but "

@@ -407,7 +407,14 @@ class GROOVE(BaseModelClass):
             ]
             b = encode_labels(obs_column(mdata, m, bkey, "batch_key", BATCH_HINT), mapping)
             if (b < 0).any():
-                raise ValueError(f"obs['{bkey}'] of modality '{m}' has batches unseen in training.")
+                col = adata.obs[bkey]
+                unseen = sorted({str(v) for v in col[b < 0].dropna().unique()})
+                raise ValueError(
+                    f"obs['{bkey}'] of modality '{m}' has batches unseen in training "
+                    f"({unseen[:10]}{' ...' if len(unseen) > 10 else ''}; the model knows "
+                    f"{[str(v) for v in mapping][:10]}). Map the query's batches to trained ones "
+                    "or train a model that includes them."
+                )
         return x, b
 
     def _chunks(self, n: int, batch_size: int | None):

@@ -186,7 +186,10 @@ def group_clip_loss(
     labels_a = labels_a.reshape(-1).to(z_a.device)
     labels_b = labels_b.reshape(-1).to(z_b.device)
     if labels_a.shape[0] != z_a.shape[0] or labels_b.shape[0] != z_b.shape[0]:
-        raise ValueError("labels must have one entry per embedding row.")
+        raise ValueError(
+            f"labels must have one entry per embedding row: got {labels_a.shape[0]} labels for "
+            f"{z_a.shape[0]} rows of z_a and {labels_b.shape[0]} for {z_b.shape[0]} rows of z_b."
+        )
     if not torch.is_tensor(temperature) and temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}.")
     if exclude_self is None:

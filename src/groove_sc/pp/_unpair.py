@@ -190,7 +190,8 @@ def _shared_cells(
     if any(dropped.values()):
         warnings.warn(
             f"unpair keeps the {len(shared)} cells measured in every modality; dropped per "
-            f"modality: {dropped}.",
+            f"modality: {dropped}. Subset the modalities to their shared cells first to "
+            "silence this.",
             UserWarning,
             stacklevel=3,
         )

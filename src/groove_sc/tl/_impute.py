@@ -140,7 +140,8 @@ def impute(
         warnings.warn(
             f"{int(empty.sum())} of {src.n_obs} '{source}' cells have no mass in "
             f"obsp['{coupling_key}'] (e.g. unlabeled or in groups absent from '{target}'); "
-            "their imputed rows are NaN.",
+            "their imputed rows are NaN. Align with unmatched='couple' (tl.align's default) "
+            "to couple them too.",
             UserWarning,
             stacklevel=2,
         )

@@ -32,7 +32,7 @@ from ._costs import batched_sqdist, mask_padding, mean_sqdist, sqeuclidean_facto
 from ._costs import weighted_square_rowsums as square_rowsums
 from ._groups import GroupLayout
 from ._options import Fused, Grouping, Inner, Iterations, OptionGroup, Storage, aligner_options
-from ._problem import AlignProblem, UseRep, relative_epsilon
+from ._problem import AlignProblem, UseRep, relative_epsilon, rep_key
 from ._registry import AlignResult, register_aligner
 from ._stream import FactoredCost
 
@@ -40,13 +40,14 @@ from ._stream import FactoredCost
 DEFAULT_EPSILON = 5e-3
 
 
-def _geometry(x: np.ndarray, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def _geometry(x: np.ndarray, kept: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray, float]:
     x = x - x[kept].mean(axis=0)
     scale = mean_sqdist(x[kept])
     if not scale > 0:
         raise ValueError(
-            "All cells to align have the same representation in one modality; GW needs "
-            "distinct points."
+            f"All cells to align have the same representation in {where}; GW compares "
+            "distances within each modality and needs distinct points. Check that use_rep "
+            "holds the cells' embedding (not a constant)."
         )
     U, V = sqeuclidean_factors(x, scale)
     return U, V, scale
@@ -59,8 +60,9 @@ def _prepare(
     problem, layout, ops = blocks.problem, blocks.layout, blocks.ops
     ks, kt = layout.source_kept(), layout.target_kept()
     xs, xt = problem.rep(use_rep)
-    U1, V1, s1 = _geometry(xs, ks)
-    U2, V2, s2 = _geometry(xt, kt)
+    rep = problem.use_rep if use_rep is None else use_rep
+    U1, V1, s1 = _geometry(xs, ks, f"'{problem.source}' ({rep_key(rep, problem.source)!r})")
+    U2, V2, s2 = _geometry(xt, kt, f"'{problem.target}' ({rep_key(rep, problem.target)!r})")
     c1, c2 = np.zeros(layout.n_source), np.zeros(layout.n_target)
     if joint:  # c over all kept cells with their global mass
         c1[ks] = square_rowsums(U1[ks], V1[ks], blocks.a[ks])

@@ -89,11 +89,11 @@ def _solve_linear(
     mean cost of the independent coupling within the blocks (``"mean"``); ``reg_m`` is always
     relative to the largest cost.
     """
+    if solver.solver not in ("batched", "pot"):
+        raise ValueError(f"solver must be 'batched' or 'pot', got {solver.solver!r}.")
     eps_rel = relative_epsilon(problem)
     streaming = solver.solver == "batched"
     blocks = Blocks(problem, layout, *masses, streaming=streaming, **asdict(storage))
-    if solver.solver not in ("batched", "pot"):
-        raise ValueError(f"solver must be 'batched' or 'pot', got {solver.solver!r}.")
     tol, max_iter = sinkhorn.tol, sinkhorn.max_iter
     with blocks.threads():
         xs, xt = _shifted_reps(problem, layout)

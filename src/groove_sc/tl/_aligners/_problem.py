@@ -280,7 +280,7 @@ def group_codes(
         ]
         warnings.warn(
             f"Label-constrained alignment leaves out cells ({'; '.join(parts)}); their coupling "
-            "rows/columns are zero.",
+            "rows/columns are zero. Pass unmatched='couple' to couple them with any cell.",
             UserWarning,
             stacklevel=4,
         )
