@@ -9,7 +9,7 @@ import scipy.sparse as sp
 COUNT_CHECK_VALUES = 1_000_000
 
 
-def _stored_values(x, limit: int | None = COUNT_CHECK_VALUES) -> np.ndarray:
+def stored_values(x, limit: int | None = COUNT_CHECK_VALUES) -> np.ndarray:
     """The stored values of a dense or sparse matrix, flat, at most the first ``limit``."""
     values = np.asarray(x.data if sp.issparse(x) else x).ravel()
     return values if limit is None else values[:limit]
@@ -26,7 +26,7 @@ def is_counts(x, limit: int | None = COUNT_CHECK_VALUES) -> bool:
     (True, False)
 
     """
-    values = _stored_values(x, limit)
+    values = stored_values(x, limit)
     return bool(np.all(values >= 0) and np.all(np.mod(values, 1) == 0))
 
 
@@ -44,7 +44,7 @@ def guess_likelihood(x, binary: bool = False) -> str:
     'normal'
 
     """
-    values = _stored_values(x, None)
+    values = stored_values(x, None)
     if values.size == 0 or not is_counts(values):
         return "normal"
     return "bernoulli" if binary and values.max() <= 1 else "nb"

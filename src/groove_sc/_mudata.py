@@ -209,6 +209,22 @@ def embed_block(
     return full
 
 
+def check_coupling_key(mdata: MuData, key: str) -> None:
+    """Refuse a coupling key missing from ``mdata.obsp``, listing the stored ones.
+
+    Examples
+    --------
+    >>> gs.tl.align(mdata, "rna", "prot", use_rep="X_true_shared", key_added="groove_coupling")
+    >>> check_coupling_key(mdata, "groove_coupling")
+
+    """
+    if key not in mdata.obsp:
+        raise KeyError(
+            f"'{key}' is not in mdata.obsp (available: {list(mdata.obsp.keys())}); "
+            "run groove_sc.tl.align(..., key_added=...) first, or pass a stored key."
+        )
+
+
 def extract_block(mdata: MuData, key: str, source: str, target: str) -> sp.csr_matrix:
     """Read the ``(n_source, n_target)`` block of ``mdata.obsp[key]`` (sparse CSR).
 
@@ -219,11 +235,7 @@ def extract_block(mdata: MuData, key: str, source: str, target: str) -> sp.csr_m
     (67, 67)
 
     """
-    if key not in mdata.obsp:
-        raise KeyError(
-            f"'{key}' is not in mdata.obsp (available: {list(mdata.obsp.keys())}); "
-            "run groove_sc.tl.align(..., key_added=...) first."
-        )
+    check_coupling_key(mdata, key)
     full = sp.csr_matrix(mdata.obsp[key])
     rows = modality_positions(mdata, source)
     cols = modality_positions(mdata, target)

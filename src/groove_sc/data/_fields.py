@@ -9,6 +9,8 @@ import pandas as pd
 from anndata import AnnData
 from scvi.data.fields import BaseAnnDataField, MuDataWrapper
 
+from .._labels import label_codes
+
 UNLABELED_CODE = -1
 
 
@@ -23,13 +25,10 @@ def encode_labels(
     [1, -1, 0]
 
     """
-    s = pd.Series(values, copy=False).astype(object)
-    missing = s.isna().to_numpy()
+    s = pd.Series(values, copy=False)
+    codes = label_codes(s, pd.Index(np.asarray(categories, dtype=str)))
     if unlabeled_category is not None:
-        missing |= (s.astype(str) == str(unlabeled_category)).to_numpy()
-    strings = s.astype(str).to_numpy()
-    codes = pd.Index(np.asarray(categories, dtype=str)).get_indexer(strings).astype(np.int64)
-    codes[missing] = UNLABELED_CODE
+        codes[(s.astype(str) == str(unlabeled_category)).to_numpy()] = UNLABELED_CODE
     return codes
 
 

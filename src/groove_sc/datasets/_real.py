@@ -234,14 +234,11 @@ def _raw_counts(adata: ad.AnnData, what: str, required: bool = True):
 
 
 def _clr(counts: sp.spmatrix) -> np.ndarray:
-    tmp = ad.AnnData(X=counts.copy())
-    with warnings.catch_warnings():  # muon's import warns about scanpy.__version__
-        warnings.simplefilter("ignore")
-        import muon as mu
+    from ..pp._prepare import clr_dense
 
-        mu.prot.pp.clr(tmp)
-    x = tmp.X
-    return np.asarray(x.toarray() if sp.issparse(x) else x, dtype=np.float32)
+    tmp = ad.AnnData(X=counts.copy())
+    clr_dense(tmp)
+    return tmp.X
 
 
 def _categorical(values: pd.Series, control_values: Sequence[str]) -> pd.Categorical:

@@ -419,8 +419,8 @@ def _check_modalities(
             raise ValueError(f"Modality names must be non-empty strings without ':', got {name!r}.")
         if lik not in LIKELIHOOD_KINDS:
             raise ValueError(
-                f"Unknown likelihood {lik!r} for modality '{name}'; choose one of "
-                f"{list(LIKELIHOOD_KINDS)}."
+                f"Unknown likelihood {lik!r} for modality '{name}'; valid ones are "
+                f"{sorted(LIKELIHOOD_KINDS)} (the simulator's)."
             )
     feats: dict[str, int] = {}
     for name, lik in modalities.items():

@@ -12,6 +12,7 @@ from mudata import MuData
 
 from .._constants import DEFAULT_GROUPBY, DEFAULT_TRUTH_KEY
 from .._mudata import (
+    check_coupling_key,
     check_modalities,
     coupling_modalities,
     extract_block,
@@ -274,11 +275,7 @@ def evaluate_matching(
     """
     if not isinstance(mdata, MuData):
         raise TypeError(f"evaluate_matching needs a MuData object, got {type(mdata).__name__}.")
-    if coupling_key not in mdata.obsp:
-        raise KeyError(
-            f"'{coupling_key}' is not in mdata.obsp (available: {list(mdata.obsp.keys())}); "
-            "run groove_sc.tl.align(..., key_added=...) first."
-        )
+    check_coupling_key(mdata, coupling_key)
     source, target = coupling_modalities(mdata, coupling_key)
     check_modalities(mdata, [source, target], "evaluate_matching")
     P = extract_block(mdata, coupling_key, source, target).astype(np.float64)

@@ -7,12 +7,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from anndata import AnnData
 
-from .._counts import guess_likelihood
+from .._counts import guess_likelihood, stored_values
 from .._mudata import obs_column
-from ..module import LIKELIHOODS
+from ..module import LIKELIHOODS, get_likelihood
 
 
 def get_matrix(adata: AnnData, layer: str | None, mod: str):
@@ -29,10 +28,6 @@ def get_matrix(adata: AnnData, layer: str | None, mod: str):
     return adata.layers[layer]
 
 
-def _values(x) -> np.ndarray:
-    return np.asarray(x.data if sp.issparse(x) else x)
-
-
 #: Values checked at once: the checks' temporaries stay small whatever the data size.
 _CHECK_CHUNK = 1 << 22
 
@@ -47,7 +42,7 @@ def _all_chunks(v: np.ndarray, test) -> bool:
 
 def check_matrix(x, mod: str, where: str, likelihood: str) -> None:
     """NaN/inf -> error; negative under a count likelihood -> error; non-integer -> warning."""
-    v = _values(x)
+    v = stored_values(x, limit=None)
     if not _all_chunks(v, np.isfinite):
         raise ValueError(
             f"Modality '{mod}' ({where}) contains NaN or infinite values; remove or impute them "
@@ -88,11 +83,7 @@ def resolve_likelihoods(
         name = likelihoods.get(m)
         if name is None:
             name = guess_likelihood(get_matrix(mdata.mod[m], layers.get(m), m))
-        if name not in LIKELIHOODS:
-            raise ValueError(
-                f"Unknown likelihood {name!r} for modality '{m}'; valid ones are "
-                f"{sorted(LIKELIHOODS)}."
-            )
+        get_likelihood(name, modality=m)
         out[m] = name
     return out
 

@@ -138,8 +138,8 @@ LIKELIHOODS: dict[str, type[LikelihoodHead]] = {
 """Registry of likelihood names to decoder head classes."""
 
 
-def get_likelihood(name: str) -> type[LikelihoodHead]:
-    """Look up a likelihood head class by name.
+def get_likelihood(name: str, modality: str | None = None) -> type[LikelihoodHead]:
+    """Look up a likelihood head class by name (``modality``: named in the error).
 
     Examples
     --------
@@ -149,7 +149,8 @@ def get_likelihood(name: str) -> type[LikelihoodHead]:
     """
     try:
         return LIKELIHOODS[name]
-    except KeyError:
+    except (KeyError, TypeError):
+        where = "" if modality is None else f" for modality '{modality}'"
         raise ValueError(
-            f"Unknown likelihood {name!r}; valid ones are {sorted(LIKELIHOODS)}."
+            f"Unknown likelihood {name!r}{where}; valid ones are {sorted(LIKELIHOODS)}."
         ) from None

@@ -117,23 +117,35 @@ def _prepare_rna(
     return adata, params
 
 
+def clr_dense(adata: ad.AnnData, axis: int = 0) -> None:
+    """Replace ``adata.X`` by muon's CLR of it (:func:`muon.prot.pp.clr`), dense float32.
+
+    Examples
+    --------
+    >>> a = ad.AnnData(np.array([[1.0, 3.0], [2.0, 2.0]], dtype=np.float32))
+    >>> clr_dense(a)
+    >>> a.X.dtype, a.X.shape
+    (dtype('float32'), (2, 2))
+
+    """
+    with warnings.catch_warnings():  # muon's import warns about scanpy.__version__; clr too
+        warnings.simplefilter("ignore")
+        import muon as mu
+
+        mu.prot.pp.clr(adata, axis=axis)
+    x = adata.X
+    adata.X = np.asarray(x.toarray() if sp.issparse(x) else x, dtype=np.float32)
+
+
 def _prepare_protein(
     adata: ad.AnnData, name: str, *, counts_layer: str, clr_axis: int, **_: Any
 ) -> tuple[ad.AnnData, dict]:
-    with warnings.catch_warnings():  # muon's import warns about scanpy.__version__
-        warnings.simplefilter("ignore", FutureWarning)
-        import muon as mu
-
     counts = _counts_of(adata, counts_layer, name, required=False)
     if counts is None:
         logger.info("Modality '%s' has no raw counts; .X is kept as it is.", name)
         return adata, {"recipe": "protein", "clr": False, "reason": "no raw counts"}
     adata.X = _to_float32(counts.copy())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        mu.prot.pp.clr(adata, axis=clr_axis)
-    if sp.issparse(adata.X):
-        adata.X = np.asarray(adata.X.toarray(), dtype=np.float32)
+    clr_dense(adata, axis=clr_axis)
     return adata, {
         "recipe": "protein",
         "clr": True,

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .._constants import DEFAULT_COUPLING_KEY
-from .._mudata import coupling_modalities, embed_block, extract_block
+from .._mudata import check_coupling_key, coupling_modalities, embed_block, extract_block
 from ._aligners._problem import as_h5_value
 
 
@@ -65,11 +65,7 @@ def average_couplings(
     if not keys:
         raise ValueError("keys must name at least one coupling stored by groove_sc.tl.align.")
     for key in keys:
-        if key not in mdata.obsp:
-            raise KeyError(
-                f"mdata.obsp['{key}'] is missing; pass keys of couplings stored by "
-                f"groove_sc.tl.align (obsp has {list(mdata.obsp.keys())})."
-            )
+        check_coupling_key(mdata, key)
     pairs = {key: coupling_modalities(mdata, key) for key in keys}
     source, target = pairs[keys[0]]
     for key, pair in pairs.items():
