@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 
+import groove_sc as gs
 from conftest import make_toy, strict_warnings
 from groove_sc.model import GROOVE
 from groove_sc.model._arguments import log_every_n_steps
@@ -146,3 +147,16 @@ def test_max_processes_bounds_the_ddp_processes():
     assert max_processes(4, "ddp_find_unused_parameters_true") == 4
     assert max_processes([0, 2], "ddp", num_nodes=3) == 6
     assert max_processes("auto", "ddp") >= 1
+
+
+def test_the_torch_module_checks_its_options_with_the_same_words():
+    """GROOVEVAE built directly refuses what GROOVE(...) refuses, with the same message."""
+    base = dict(n_input={"a": 3, "b": 3}, likelihoods={"a": "normal", "b": "normal"})
+    for kwargs, match in [
+        ({"similarity": "dot"}, "similarity must be one of 'cosine', 'neg_sqeuclidean', got 'dot'"),
+        ({"positives": "all"}, "positives must be one of 'sum_in_log', 'mean_log' or None"),
+        ({"gamma": -1.0}, "gamma must be a number >= 0, got -1.0"),
+        ({"distrust_threshold": 0.0}, r"distrust_threshold must be a number in \(0, 1\] or None"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            gs.module.GROOVEVAE(**base, **kwargs)

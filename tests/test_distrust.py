@@ -83,7 +83,7 @@ def test_model_option_validates_and_trains():
         layers={"rna": "counts"},
         likelihoods={"rna": "nb", "prot": "normal"},
     )
-    with pytest.raises(ValueError, match="distrust_threshold must be in \\(0, 1\\].*1.5"):
+    with pytest.raises(ValueError, match=r"distrust_threshold must be a number in \(0, 1\].*1.5"):
         GROOVE(mdata, distrust_threshold=1.5)
     model = GROOVE(mdata, n_latent=4, n_hidden=16, distrust_threshold=0.5)
     assert model.module.distrust_threshold == 0.5

@@ -169,8 +169,8 @@ def test_pseudo_labels_equal_prototype_softmax_by_hand():
     [
         ({"within_group": "wasserstein"}, "within_group must be one of"),
         ({"within_group": "mmd", "gamma": -1.0}, "gamma must be a number >= 0"),
-        ({"pseudo_label_threshold": 0.0}, r"pseudo_label_threshold must be in \(0, 1\]"),
-        ({"pseudo_label_threshold": 1.5}, r"pseudo_label_threshold must be in \(0, 1\]"),
+        ({"pseudo_label_threshold": 0.0}, r"pseudo_label_threshold must be a number in \(0, 1\]"),
+        ({"pseudo_label_threshold": 1.5}, r"pseudo_label_threshold must be a number in \(0, 1\]"),
     ],
 )
 def test_within_group_model_arguments_are_validated(toy, kwargs, match):

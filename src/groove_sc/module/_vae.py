@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from itertools import permutations
+from typing import Any
 
 import torch
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
@@ -12,8 +13,9 @@ from scvi.nn import Encoder, FCLayers
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
+from .._checks import check_choice, check_number
 from .._constants import batch_key, labels_key, x_key
-from ._clip import DEFAULT_BETA, DEFAULT_TEMPERATURE
+from ._clip import _POSITIVES, DEFAULT_BETA, DEFAULT_TEMPERATURE, SIMILARITIES
 from ._contrastive import CONTRASTIVE
 from ._likelihoods import get_likelihood
 from ._pseudo import distrust_labels, pseudo_labels
@@ -57,35 +59,40 @@ class _Decoder(nn.Module):
         return self.head(self.body(z, *cats), library)
 
 
-def _check_options(
-    contrastive: str | None,
-    within_group: str | None,
-    gamma: float,
-    pseudo_label_threshold: float | None,
-    distrust_threshold: float | None = None,
+def check_module_options(
+    *,
+    contrastive: Any,
+    positives: Any,
+    similarity: Any,
+    within_group: Any,
+    gamma: Any,
+    pseudo_label_threshold: Any = None,
+    distrust_threshold: Any = None,
 ) -> None:
-    """Errors naming the option, the value and what is valid."""
-    if contrastive is not None and contrastive not in CONTRASTIVE:
-        raise ValueError(
-            f"contrastive must be one of {sorted(CONTRASTIVE)} or None, got {contrastive!r}."
-        )
-    if within_group is not None and within_group not in WITHIN_GROUP_TERMS:
-        raise ValueError(
-            f"within_group must be one of {sorted(WITHIN_GROUP_TERMS)} or None, got "
-            f"{within_group!r}."
-        )
-    if not gamma >= 0:
-        raise ValueError(f"gamma must be >= 0 (weight of the within-group term), got {gamma!r}.")
-    if pseudo_label_threshold is not None and not 0 < pseudo_label_threshold <= 1:
-        raise ValueError(
-            "pseudo_label_threshold must be in (0, 1] (a softmax confidence) or None, got "
-            f"{pseudo_label_threshold!r}."
-        )
-    if distrust_threshold is not None and not 0 < distrust_threshold <= 1:
-        raise ValueError(
-            "distrust_threshold must be in (0, 1] (a softmax confidence) or None, got "
-            f"{distrust_threshold!r}."
-        )
+    """Check the loss options of :class:`GROOVEVAE` (also run by ``GROOVE(...)``).
+
+    Errors name the option, the value and what is valid; the names come from the registries.
+
+    Examples
+    --------
+    >>> check_module_options(contrastive="groupclip", positives=None, similarity="cosine",
+    ...                      within_group="ot_clip", gamma=3.0)
+    >>> check_module_options(contrastive="groupclip", positives=None, similarity="dot",
+    ...                      within_group=None, gamma=1.0)
+    Traceback (most recent call last):
+    ValueError: similarity must be one of 'cosine', 'neg_sqeuclidean', got 'dot'.
+
+    """
+    check_choice("contrastive", contrastive, tuple(CONTRASTIVE), allow_none=True)
+    check_choice("positives", positives, _POSITIVES, allow_none=True)
+    check_choice("similarity", similarity, tuple(SIMILARITIES), allow_none=False)
+    check_choice("within_group", within_group, tuple(WITHIN_GROUP_TERMS), allow_none=True)
+    check_number("gamma", gamma, 0.0)
+    for name, value in (
+        ("pseudo_label_threshold", pseudo_label_threshold),
+        ("distrust_threshold", distrust_threshold),
+    ):
+        check_number(name, value, 0.0, 1.0, low_open=True, allow_none=True)
 
 
 class GROOVEVAE(BaseModuleClass):
@@ -161,7 +168,15 @@ class GROOVEVAE(BaseModuleClass):
         distrust_threshold: float | None = None,
     ):
         super().__init__()
-        _check_options(contrastive, within_group, gamma, pseudo_label_threshold, distrust_threshold)
+        check_module_options(
+            contrastive=contrastive,
+            positives=positives,
+            similarity=similarity,
+            within_group=within_group,
+            gamma=gamma,
+            pseudo_label_threshold=pseudo_label_threshold,
+            distrust_threshold=distrust_threshold,
+        )
         self.modalities: Sequence[str] = list(n_input)
         n_batch = n_batch or {}
         library_log_means = library_log_means or {}
