@@ -632,10 +632,10 @@ STREAM_CASES = [
 @pytest.mark.parametrize("path", ["sparse_rounds", "exact_passes"])
 def test_streamed_groups_equal_the_dense_solve(method, kw, path, monkeypatch):
     """stream_above=0 solves every group from its factorised cost, never a dense block."""
-    from groove_sc.tl._aligners import _stream
+    from groove_sc.tl._aligners import _plan_rows, _stream
 
     if path == "exact_passes":  # rows count as spread out: subsampled start + exact passes
-        monkeypatch.setattr(_stream, "SUPPORT_FIRST", 2)
+        monkeypatch.setattr(_plan_rows, "SUPPORT_FIRST", 2)
         monkeypatch.setattr(_stream, "SUPPORT_MAX", 3)
         monkeypatch.setattr(_stream, "SUBSAMPLE", 10)
     data = make_blobs(sizes_s=(40, 30, 35), sizes_t=(30, 45, 25), d=4, seed=3)
