@@ -49,9 +49,26 @@ def supcon_objective(
     return group_clip_loss(zz, zz, ll, ll, exclude_self=True, **kw)
 
 
+#: SupCon's own form of the positives (with pooled modalities, "sum_in_log" is satisfied by
+#: modality-specific clusters and does not align the modalities); an objective without this
+#: attribute uses GroupCLIP's "sum_in_log".
+supcon_objective.default_positives = "mean_log"  # type: ignore[attr-defined]
+
 CONTRASTIVE: dict[str, ContrastiveFn] = {
     "groupclip": groupclip_objective,
     "clip": clip_objective,
     "supcon": supcon_objective,
 }
 """Registry of contrastive objectives (``contrastive=None`` switches the term off)."""
+
+
+def default_positives(contrastive: str | None) -> str:
+    """The ``positives`` form an objective uses when the user gives none.
+
+    Examples
+    --------
+    >>> default_positives("groupclip"), default_positives("supcon")
+    ('sum_in_log', 'mean_log')
+
+    """
+    return getattr(CONTRASTIVE.get(contrastive or ""), "default_positives", "sum_in_log")

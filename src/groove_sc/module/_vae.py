@@ -16,7 +16,7 @@ from torch.distributions import Normal, kl_divergence
 from .._checks import check_choice, check_number
 from .._constants import batch_key, labels_key, x_key
 from ._clip import _POSITIVES, DEFAULT_BETA, DEFAULT_TEMPERATURE, SIMILARITIES
-from ._contrastive import CONTRASTIVE
+from ._contrastive import CONTRASTIVE, default_positives
 from ._likelihoods import get_likelihood
 from ._pseudo import distrust_labels, pseudo_labels
 from ._within import (
@@ -184,7 +184,7 @@ class GROOVEVAE(BaseModuleClass):
         self.n_batch = {m: int(n_batch.get(m, 1)) for m in self.modalities}
         self.n_latent = n_latent
         if positives is None:
-            positives = "mean_log" if contrastive == "supcon" else "sum_in_log"
+            positives = default_positives(contrastive)
         self.contrastive, self.positives, self.similarity = contrastive, positives, similarity
         self.backtranslation, self.within_group = backtranslation, within_group
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
