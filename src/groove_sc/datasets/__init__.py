@@ -1,8 +1,7 @@
 """groove_sc.datasets."""
 
+from ._download import DatasetNotAvailableError, cache_dir  # the dataset cache
 from ._real import (  # real co-assayed screens (download + conversion)
-    DatasetNotAvailableError,
-    cache_dir,
     frangieh_2021,
     papalexi_2021,
     read_frangieh_2021,
