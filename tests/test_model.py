@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import groove_sc as gs
-from conftest import make_toy
+from conftest import make_toy, strict_warnings
 from groove_sc.model import GROOVE
 
 SETUP = dict(
@@ -323,3 +323,24 @@ def test_query_with_an_unseen_batch_names_it():
     del query["rna"].obs["batch"]
     with pytest.raises(KeyError, match=r"batch_key='batch' is not a column.*pass batch_key=None"):
         model.get_latent_representation(query, modality="rna")
+
+
+def test_setup_warns_when_counts_are_left_out_and_skips_imputed_modalities():
+    mdata = make_toy(seed=6)
+    with pytest.warns(UserWarning, match=r"'rna' is modelled as 'normal' on \.X.*layers=\{'rna'"):
+        GROOVE.setup_mudata(mdata, perturbation_key="perturbation", modalities=["rna", "prot"])
+    # the documented set-up is quiet, and tl.impute's output is not taken for a modality
+    with strict_warnings():
+        GROOVE.setup_mudata(mdata, **SETUP)
+    model = GROOVE(mdata, n_latent=4, n_hidden=16)
+    model.train(max_epochs=1, **QUIET)
+    gs.tl.embed(mdata, model)
+    gs.tl.align(mdata, "rna", "prot", use_rep="X_groove")
+    gs.tl.impute(mdata, "rna", "prot")
+    assert "prot_imputed" in mdata.mod
+    with strict_warnings():
+        GROOVE.setup_mudata(
+            mdata, perturbation_key="perturbation", layers={"rna": "counts"},
+            likelihoods={"rna": "nb", "prot": "normal"},
+        )  # fmt: skip
+    assert GROOVE(mdata, n_latent=4, n_hidden=16).modalities == ["rna", "prot"]

@@ -148,9 +148,11 @@ def check_disjoint_obs_names(mdata: MuData, modalities: Sequence[str]) -> None:
                 raise ValueError(
                     f"Modalities '{other}' and '{m}' share {len(shared)} obs_names "
                     f"(e.g. '{shared[0]}'): MuData would merge them into one cell. Weakly paired "
-                    "cells must have distinct names; prefix them, e.g. with groove_sc.pp.unpair "
-                    f"or mdata['{m}'].obs_names = '{m}:' + mdata['{m}'].obs_names, then "
-                    "mdata.update()."
+                    "cells must have distinct names. Cells of separate experiments (barcodes "
+                    f"that repeat by chance): prefix them, mdata['{m}'].obs_names = '{m}:' + "
+                    f"mdata['{m}'].obs_names, then mdata.update(). Co-assayed cells (one cell "
+                    "seen by both modalities): groove_sc.pp.unpair(mdata) splits them and keeps "
+                    "the pairing as a hidden truth."
                 )
         seen[m] = names
 

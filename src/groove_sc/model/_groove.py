@@ -232,7 +232,8 @@ class GROOVE(BaseModelClass):
             Missing values (and ``unlabeled_category``) mark unlabeled cells: they are used for
             reconstruction only. Categories are mapped to one code shared by all modalities.
         modalities
-            Modalities to model (two or more); default: all of ``mdata.mod``.
+            Modalities to model (two or more); default: all of ``mdata.mod`` except the
+            modalities :func:`groove_sc.tl.impute` wrote (they share their source's cells).
         layers
             Per modality, the layer holding the data (``None``/absent: ``.X``).
         likelihoods
@@ -265,7 +266,9 @@ class GROOVE(BaseModelClass):
         setup_method_args = cls._get_setup_method_args(**locals())
         if not isinstance(mdata, MuData):
             raise TypeError(f"setup_mudata needs a MuData, got {type(mdata).__name__}.")
-        modalities = list(mdata.mod) if modalities is None else list(modalities)
+        if modalities is None:  # every measured modality; tl.impute's outputs share their cells
+            modalities = [m for m, a in mdata.mod.items() if "imputation" not in a.uns]
+        modalities = list(modalities)
         if len(modalities) < 2:
             raise ValueError(f"GROOVE needs at least two modalities, got {modalities}.")
         check_modalities(mdata, modalities, "GROOVE.setup_mudata")

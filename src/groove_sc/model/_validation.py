@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._counts import guess_likelihood, stored_values
+from .._constants import COUNTS_LAYER
+from .._counts import guess_likelihood, is_counts, stored_values
 from .._mudata import obs_column
 from ..module import LIKELIHOODS, get_likelihood
 
@@ -83,9 +84,28 @@ def resolve_likelihoods(
         name = likelihoods.get(m)
         if name is None:
             name = guess_likelihood(get_matrix(mdata.mod[m], layers.get(m), m))
+            _warn_if_counts_are_left_out(mdata.mod[m], m, name, layers.get(m))
         get_likelihood(name, modality=m)
         out[m] = name
     return out
+
+
+def _warn_if_counts_are_left_out(adata, mod: str, guessed: str, layer: str | None) -> None:
+    """Warn when ``.X`` is modelled as continuous while ``layers["counts"]`` holds raw counts.
+
+    The common slip: ``setup_mudata`` without ``layers=`` on log-normalised ``.X`` (what
+    :func:`groove_sc.pp.prepare` and :func:`groove_sc.datasets.simulate` leave there).
+    """
+    counts = adata.layers.get(COUNTS_LAYER) if layer is None else None
+    if guessed != "normal" or counts is None or not is_counts(counts):
+        return
+    warnings.warn(
+        f"Modality '{mod}' is modelled as 'normal' on .X although layers['{COUNTS_LAYER}'] "
+        f"holds raw counts. Pass layers={{'{mod}': '{COUNTS_LAYER}'}} to model the counts "
+        f"(likelihood 'nb'), or likelihoods={{'{mod}': 'normal'}} to keep .X and silence this.",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def shared_categories(
