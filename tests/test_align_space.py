@@ -155,3 +155,15 @@ def test_benchmark_groove_learners_are_aligned_like_a_users_latent():
     assert mdata.uns["p"]["space"]["mode"] == "rep"
     assert mdata["rna"].obsm["X_p"].shape[1] <= 5 and "X_p_posterior" not in mdata["rna"].obsm
     np.testing.assert_allclose(_coupling(mdata, "g"), _coupling(mdata, "p"), atol=1e-7)
+
+
+def test_a_missing_groupby_names_the_models_label_column(embedded):
+    mdata = embedded.copy()
+    for m in ("rna", "prot"):
+        mdata[m].obs["gene"] = mdata[m].obs["perturbation"]
+        del mdata[m].obs["perturbation"]
+    mdata.uns["X_groove"] = {**mdata.uns["X_groove"], "groupby": "gene"}
+    with pytest.raises(KeyError, match=r"groupby='perturbation' is not a column.*groupby='gene'"):
+        gs.tl.align(mdata, "rna", "prot", use_rep="X_groove")
+    gs.tl.align(mdata, "rna", "prot", use_rep="X_groove", groupby="gene", key_added="c")
+    assert mdata.uns["c"]["space"]["mode"] == "posterior"

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .._constants import DEFAULT_COUPLING_KEY, DEFAULT_GROUPBY, DEFAULT_METHOD, DEFAULT_REP
-from .._mudata import check_disjoint_obs_names, check_modalities, embed_block
+from .._mudata import check_disjoint_obs_names, check_modalities, embed_block, obs_column
 from ._aligners import ALIGNERS
 from ._aligners._auto_epsilon import FALLBACK_EPSILON, auto_epsilon
 from ._aligners._problem import AlignProblem, UseRep, as_h5_value, build_problem, rep_key
@@ -198,6 +198,7 @@ def align(
     check_space(space)
     _check_method_kwargs(aligner, method_kwargs)
     groupby, use_rep = _resolve_groupby_and_rep(aligner, groupby, use_rep, source, target)
+    _check_groupby_against_the_model(mdata, groupby, use_rep, (source, target))
     fixed_epsilon = None if epsilon == "auto" else epsilon
     problem, dropped = build_problem(
         mdata,
@@ -303,6 +304,27 @@ def _resolve_groupby_and_rep(
             )
         use_rep = keys.pop()
     return groupby, use_rep
+
+
+def _check_groupby_against_the_model(
+    mdata: MuData, groupby: str | None, use_rep: UseRep, mods: tuple[str, str]
+) -> None:
+    """A missing ``groupby`` column while the latent's model used another: name that one."""
+    record = mdata.uns.get(use_rep) if isinstance(use_rep, str) else None
+    trained = record.get("groupby") if isinstance(record, dict) else None
+    if groupby is None or not isinstance(trained, str) or trained == groupby:
+        return
+    if all(groupby in mdata.mod[m].obs for m in mods):
+        return
+    if all(trained in mdata.mod[m].obs for m in mods):
+        obs_column(
+            mdata,
+            next(m for m in mods if groupby not in mdata.mod[m].obs),
+            groupby,
+            "groupby",
+            f"the model behind '{use_rep}' was trained with the labels obs['{trained}'] "
+            f"(uns['{use_rep}']['groupby']): pass groupby='{trained}'.",
+        )
 
 
 def _check_size(problem: AlignProblem, aligner: Aligner, max_pairs: int | None) -> None:
