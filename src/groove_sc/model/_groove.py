@@ -197,7 +197,9 @@ class GROOVE(BaseModelClass):
         )
         self._model_summary_string = (
             f"GROOVE: modalities {mods} ({', '.join(f'{m}: {likelihoods[m]}' for m in mods)}), "
-            f"n_latent {n_latent}, contrastive {contrastive}, backtranslation {backtranslation}."
+            f"n_latent {n_latent}, contrastive {contrastive} (beta {beta:g}), backtranslation "
+            f"{backtranslation}, within-group term "
+            f"{within_group if within_group is None else f'{within_group} (gamma {gamma:g})'}."
         )
         self.init_params_ = self._get_init_params(locals())
 

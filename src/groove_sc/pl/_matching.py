@@ -326,8 +326,8 @@ def matching(
         ``sc.settings.figdir / f"matching_{kind}{save}"`` (scanpy's rule); a
         :class:`~pathlib.Path` is used as is.
     key
-        Alias of ``coupling_key``, accepted silently (the spelling of the design document's
-        ``gs.pl.matching(mdata, key="groove_coupling", ...)``); giving both is an error.
+        Alias of ``coupling_key``, accepted silently (``gs.pl.matching(mdata,
+        key="groove_coupling")``); giving both is an error.
     use_rep
         Joint latent for the embedding (``mdata.obsm`` or each modality's ``obsm``); default the
         coupling's ``use_rep``, else ``"X_groove"``.
