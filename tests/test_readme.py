@@ -53,7 +53,8 @@ def test_readme_usage_block_runs_without_warnings(monkeypatch, tmp_path, capfd, 
         assert notice not in printed.out + printed.err + logged
     mdata, results = namespace["mdata"], namespace["results"]
     assert "groove_coupling" in mdata.obsp and "prot_imputed" in mdata.mod
-    assert set(results["learner"]) == {"pca", "groove"}
+    assert set(results["learner"]) == {"labels", "groove"}
+    assert (results["status"] == "ok").all()  # the front-page grid has no skipped pair
     imputed = mdata["prot_imputed"]
     assert list(imputed.obs_names) == list(mdata["rna"].obs_names)
     assert imputed.var_names.is_unique and not set(imputed.var_names) & set(mdata["prot"].var_names)
