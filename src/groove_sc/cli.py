@@ -72,14 +72,20 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(prog="groove-sc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    q = sub.add_parser("quickstart", help="simulate -> train -> align -> impute -> evaluate")
+    q = sub.add_parser(
+        "quickstart",
+        help="simulate -> train -> align -> impute -> evaluate",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     q.add_argument("--out", default="groove_quickstart", help="output folder")
-    q.add_argument("--perturbations", type=int, default=20)
+    q.add_argument("--perturbations", type=int, default=20, help="perturbed groups")
     q.add_argument("--cells", type=int, default=100, help="cells per perturbation")
-    q.add_argument("--shared-fraction", type=float, default=0.5)
-    q.add_argument("--epochs", type=int, default=40)
+    q.add_argument(
+        "--shared-fraction", type=float, default=0.5, help="share of the effect both see"
+    )
+    q.add_argument("--epochs", type=int, default=40, help="training epochs")
     q.add_argument("--method", default=DEFAULT_METHOD, help="aligner (see groove_sc.tl.ALIGNERS)")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=int, default=0, help="simulation and training seed")
     q.add_argument("--no-benchmark", action="store_true", help="skip the small benchmark")
     q.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     b = sub.add_parser("benchmark", help="learner x aligner grid from a YAML config")
