@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--perturbations", type=int, default=20, help="perturbed groups")
     q.add_argument("--cells", type=int, default=100, help="cells per perturbation")
     q.add_argument(
-        "--shared-fraction", type=float, default=0.5, help="share of the effect both see"
+        "--shared-fraction", type=float, default=0.5, help="effect shared by the modalities"
     )
     q.add_argument("--epochs", type=int, default=40, help="training epochs")
     q.add_argument("--method", default=DEFAULT_METHOD, help="aligner (see groove_sc.tl.ALIGNERS)")
