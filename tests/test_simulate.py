@@ -66,11 +66,11 @@ def test_counts_and_count_like_x_are_csr(default):
 
 
 def test_results_do_not_depend_on_the_chunk_size(monkeypatch):
-    from groove_sc.datasets import _simulate
+    from groove_sc.datasets import _observe
 
     mods = {"rna": "zinb", "prot": "normal", "atac": "bernoulli"}
     a = gs.datasets.simulate(**SMALL, modalities=mods, seed=3)
-    monkeypatch.setattr(_simulate, "_CHUNK_ENTRIES", 4000)  # a few cells per chunk
+    monkeypatch.setattr(_observe, "_CHUNK_ENTRIES", 4000)  # a few cells per chunk
     b = gs.datasets.simulate(**SMALL, modalities=mods, seed=3)
     for m in mods:
         np.testing.assert_array_equal(dense(a[m].X), dense(b[m].X))
