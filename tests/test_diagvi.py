@@ -13,6 +13,7 @@ from groove_sc.benchmark import (
     normalize_feature_name,
 )
 from groove_sc.benchmark import _diagvi as diagvi_module
+from groove_sc.benchmark._feature_links import user_links
 
 SIM = {"n_perturbations": 4, "cells_per_perturbation": 15, "n_features": {"rna": 40, "prot": 10}}
 FAST = {"max_epochs": 3, "n_latent": 4, "n_hidden": 16}
@@ -102,16 +103,16 @@ def test_link_features_matches_normalised_names_many_to_many():
 def test_user_links_are_checked_against_the_features():
     var = {"rna": pd.Index(["CD3E", "FCGR3A"]), "adt": pd.Index(["cd3", "cd16"])}
     mods = ["rna", "adt"]
-    frame = diagvi_module._user_links([("CD3E", "cd3"), ("FCGR3A", "cd16")], mods, var)
+    frame = user_links([("CD3E", "cd3"), ("FCGR3A", "cd16")], mods, var)
     assert frame.to_numpy().tolist() == [["CD3E", "cd3"], ["FCGR3A", "cd16"]]
-    same = diagvi_module._user_links({"adt": ["cd3"], "rna": ["CD3E"]}, mods, var)
+    same = user_links({"adt": ["cd3"], "rna": ["CD3E"]}, mods, var)
     assert same.to_numpy().tolist() == [["CD3E", "cd3"]]
     with pytest.raises(ValueError, match="does not have"):
-        diagvi_module._user_links([("CD3E", "cd4")], mods, var)
+        user_links([("CD3E", "cd4")], mods, var)
     with pytest.raises(ValueError, match="one column per modality"):
-        diagvi_module._user_links(pd.DataFrame({"rna": ["CD3E"]}), mods, var)
+        user_links(pd.DataFrame({"rna": ["CD3E"]}), mods, var)
     with pytest.raises(ValueError, match="pairs"):
-        diagvi_module._user_links([("CD3E",)], mods, var)
+        user_links([("CD3E",)], mods, var)
 
 
 def test_setup_arguments_complete_and_check_the_modalities(sim):

@@ -16,7 +16,8 @@ Examples
 
 from . import _baselines, _diagvi, _groove, _propensity  # noqa: F401  (register the learners)
 from ._config import run_config
-from ._diagvi import diagvi_unavailable, fit_diagvi, link_features, normalize_feature_name
+from ._diagvi import diagvi_unavailable, fit_diagvi
+from ._feature_links import link_features, normalize_feature_name
 from ._groove import GROOVE_VARIANTS, fit_groove, infer_likelihoods
 from ._options import TUNINGS, RunOptions
 from ._propensity import fit_classifier
