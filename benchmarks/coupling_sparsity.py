@@ -3,7 +3,7 @@
 Evidence for the default sparsity of stored couplings (``keep_mass``, ``max_per_row`` of the
 OT aligners). A paired simulation (so every RNA cell has a true protein partner) is aligned
 with ``leot`` and ``egwl`` keeping every entry; the full coupling is then sparsified per row
-with :func:`groove_sc.tl._aligners._groups.sparsify_rows` (the same code the aligners run) at
+with :func:`groove_sc.tl._aligners._sparsify.sparsify_rows` (the same code the aligners run) at
 several settings, and each version is scored:
 
 - entries stored (mean and largest per row), and the mass moved by sparsification;
@@ -33,7 +33,7 @@ import scipy.sparse as sp
 
 import groove_sc as gs
 from groove_sc._mudata import embed_block, extract_block
-from groove_sc.tl._aligners._groups import sparsify_rows
+from groove_sc.tl._aligners._sparsify import sparsify_rows
 
 SETTINGS = [
     (1.0, None),

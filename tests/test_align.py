@@ -666,7 +666,7 @@ def test_stream_solver_output_is_sparsified_like_the_dense_one():
     out = solve_stream(cost, a, b, 0.5, tol=1e-10, keep_mass=0.95, max_per_row=10)
     S = np.zeros((200, 150))
     S[out.rows, out.cols] = out.vals
-    from groove_sc.tl._aligners._groups import sparsify_rows
+    from groove_sc.tl._aligners._sparsify import sparsify_rows
 
     r, c, v, dropped = sparsify_rows(P, 0.95, 10)
     R = np.zeros_like(P)

@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 
 from ._costs import support_max
-from ._groups import CouplingBuilder, GroupLayout, check_sparsity, check_stream_above, pad_gather
+from ._groups import GroupLayout, check_stream_above, pad_gather
 from ._problem import AlignProblem
 from ._registry import AlignResult
 from ._sinkhorn import sinkhorn_padded
+from ._sparsify import CouplingBuilder, check_sparsity
 from ._stream import StreamOutput, solve_stream
 
 

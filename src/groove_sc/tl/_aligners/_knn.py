@@ -7,9 +7,9 @@ from typing import Literal
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from ._groups import CouplingBuilder
 from ._problem import AlignProblem
 from ._registry import AlignResult, register_aligner
+from ._sparsify import CouplingBuilder
 
 
 @register_aligner(

@@ -21,8 +21,9 @@ from typing import Any, Literal
 from ..._constants import DEFAULT_PRUNE
 from ..._docs import substitute
 from ._docparams import PROBLEM
-from ._groups import DEFAULT_KEEP_MASS, DEFAULT_MAX_PER_ROW, GroupWeights
+from ._groups import GroupWeights
 from ._registry import AlignResult
+from ._sparsify import DEFAULT_KEEP_MASS, DEFAULT_MAX_PER_ROW
 
 _POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
