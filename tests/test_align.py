@@ -719,3 +719,20 @@ def test_gw_on_a_constant_representation_names_the_modality(mdata):
     gs.tl.align(mdata, "rna", "prot", key_added="mine")
     with pytest.raises(KeyError, match=r"couplings recorded: \['mine'\]"):
         coupling_modalities(mdata, "typo")
+
+
+def test_a_wrapper_without_its_own_default_epsilon_uses_the_solvers(mdata):
+    from groove_sc.tl._aligners._linear import leot
+
+    @gs.tl.register_aligner("my_leot", labels="required", overwrite=True)
+    def my_leot(problem, **kw):
+        """leot under another name."""
+        return leot(problem, **kw)
+
+    try:
+        gs.tl.align(mdata, "rna", "prot", method="my_leot", key_added="w", epsilon=None)
+        gs.tl.align(mdata, "rna", "prot", method="leot", key_added="l", epsilon=None)
+        assert mdata.uns["w"]["parameters"]["epsilon_relative"] == pytest.approx(0.05)
+        np.testing.assert_allclose(block(mdata, "w"), block(mdata, "l"))
+    finally:
+        del gs.tl.ALIGNERS["my_leot"]

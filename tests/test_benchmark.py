@@ -513,3 +513,16 @@ def test_label_agreement_with_blocks_against_a_loop():
     s = np.array([codes.get(v, -1) for v in ls.fillna("")])
     t = np.array([codes.get(v, -1) for v in lt.fillna("")])
     assert hidden_mass(P, s, t, sb, tb) == pytest.approx(expected, rel=1e-12)
+
+
+def test_count_scale_follows_the_registered_head(monkeypatch):
+    from groove_sc.benchmark._scores import to_x_scale
+    from groove_sc.module._likelihoods import NBHead
+
+    class MyCounts(NBHead):
+        """NB under another name."""
+
+    monkeypatch.setitem(gs.module.LIKELIHOODS, "my_counts", MyCounts)
+    pred = np.array([[1.0, 3.0]])
+    np.testing.assert_allclose(to_x_scale(pred, "my_counts"), to_x_scale(pred, "nb"))
+    np.testing.assert_array_equal(to_x_scale(pred, "normal"), pred)

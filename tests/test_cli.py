@@ -8,8 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from conftest import make_toy, strict_warnings
-from groove_sc._quickstart import store_sparse
-from groove_sc.cli import main
+from groove_sc.cli import main, store_sparse
 
 
 def test_quickstart_is_quiet_and_ends_with_the_table_and_the_files(tmp_path, capfd):

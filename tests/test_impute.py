@@ -91,7 +91,7 @@ def test_impute_reversed_coupling_is_transposed():
 def test_unmatched_source_cells_get_nan_rows_with_warning():
     with pytest.warns(UserWarning, match="leaves out cells"):
         mdata = make_pair(sizes_s=(8, 6, 3), sizes_t=(7, 5), unmatched="drop")  # g2 only in rna
-    with pytest.warns(UserWarning, match="3 of 17 'rna' cells have no mass"):
+    with pytest.warns(UserWarning, match="3 of 17 'rna' cells have no mass.*unmatched='couple'"):
         gs.tl.impute(mdata, "rna", "prot")
     X = mdata["prot_imputed"].X
     assert np.isnan(X[-3:]).all() and np.isfinite(X[:-3]).all()
@@ -130,3 +130,18 @@ def test_impute_is_quiet_and_names_features_uniquely():
     names = [v for m in mdata.mod.values() for v in m.var_names]
     assert len(names) == len(set(names)) and mdata.var_names.is_unique
     assert list(mdata["a"].obs_names) == list(mdata["rna"].obs_names)
+
+
+def test_nan_rows_warning_quotes_why_align_could_not_couple():
+    mdata = make_pair(sizes_s=(8, 6, 3), sizes_t=(7, 5))
+    for m, d in (("rna", 3), ("prot", 2)):  # one space per modality: no shared representation
+        mdata[m].obsm["X_own"] = np.asarray(mdata[m].obsm["X_groove"])[:, :d]
+    with pytest.warns(UserWarning, match="stay uncoupled"):
+        gs.tl.align(
+            mdata, "rna", "prot", method="egwl", use_rep={"rna": "X_own", "prot": "X_own"},
+            epsilon=0.1, key_added="gw",
+        )  # fmt: skip
+    reason = mdata.uns["gw"]["unmatched"]["reason"]
+    with pytest.warns(UserWarning, match="tl.align could not couple them") as record:
+        gs.tl.impute(mdata, "rna", "prot", coupling_key="gw", key_added="imp")
+    assert reason in str(record[0].message) and "unmatched='couple'" not in str(record[0].message)

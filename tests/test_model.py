@@ -344,3 +344,47 @@ def test_setup_warns_when_counts_are_left_out_and_skips_imputed_modalities():
             likelihoods={"rna": "nb", "prot": "normal"},
         )  # fmt: skip
     assert GROOVE(mdata, n_latent=4, n_hidden=16).modalities == ["rna", "prot"]
+
+
+def test_a_head_that_sets_is_count_the_older_way_stays_a_count_head():
+    from groove_sc.module import LikelihoodHead
+
+    class Old(LikelihoodHead):
+        is_count = True
+
+    class New(LikelihoodHead):
+        kind = "count"
+
+    assert Old.kind == "count" and Old.is_count and New.is_count
+    assert not LikelihoodHead.is_count
+
+
+def test_setup_leaves_out_only_what_tl_impute_wrote_and_the_clr_protein_is_quiet():
+    mdata = make_toy(seed=7)
+    mdata["prot"].uns["imputation"] = {"method": "knn"}  # the user's own record: kept
+    with strict_warnings():
+        GROOVE.setup_mudata(mdata, **SETUP)
+    assert GROOVE(mdata, n_latent=4, n_hidden=16).modalities == ["rna", "prot"]
+    # CLR protein with its counts kept (pp.prepare's output) is 'normal' on .X: no warning
+    prot = mdata["prot"]
+    prot.layers["counts"] = np.random.default_rng(0).poisson(3.0, prot.shape).astype(np.float32)
+    prot.X = prot.X - prot.X.mean(axis=1, keepdims=True)
+    with strict_warnings():
+        GROOVE.setup_mudata(
+            mdata, perturbation_key="perturbation", modalities=["rna", "prot"],
+            layers={"rna": "counts"}, likelihoods={"rna": "nb"},
+        )  # fmt: skip
+
+
+def test_query_cells_without_a_batch_are_named():
+    mdata = make_toy(seed=4)
+    for m in ("rna", "prot"):
+        mdata[m].obs["batch"] = pd.Categorical(["b0", "b1"] * (mdata[m].n_obs // 2))
+    GROOVE.setup_mudata(mdata, batch_key="batch", **SETUP)
+    model = GROOVE(mdata, n_latent=4, n_hidden=16)
+    model.train(max_epochs=1, **QUIET)
+    query = make_toy(seed=5)
+    for m in ("rna", "prot"):
+        query[m].obs["batch"] = pd.Categorical([None, "b0"] * (query[m].n_obs // 2))
+    with pytest.raises(ValueError, match=r"has \d+ cells without a batch.*\['b0', 'b1'\]"):
+        model.get_latent_representation(query, modality="rna")

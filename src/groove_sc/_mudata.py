@@ -151,8 +151,8 @@ def check_disjoint_obs_names(mdata: MuData, modalities: Sequence[str]) -> None:
                     "cells must have distinct names. Cells of separate experiments (barcodes "
                     f"that repeat by chance): prefix them, mdata['{m}'].obs_names = '{m}:' + "
                     f"mdata['{m}'].obs_names, then mdata.update(). Co-assayed cells (one cell "
-                    "seen by both modalities): groove_sc.pp.unpair(mdata) splits them and keeps "
-                    "the pairing as a hidden truth."
+                    "seen by both modalities): mdata = groove_sc.pp.unpair(mdata) splits them and "
+                    "keeps the pairing as a hidden truth."
                 )
         seen[m] = names
 

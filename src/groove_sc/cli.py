@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ._constants import DEFAULT_METHOD
-from ._quickstart import quickstart
+from ._quickstart import quickstart, store_sparse  # noqa: F401 (public: groove_sc.cli.store_sparse)
 
 
 def run_benchmark(config: str | Path, out: str | Path, dataset: str | Path | None = None):

@@ -12,7 +12,7 @@ import numpy as np
 from mudata import MuData
 
 from .. import metrics
-from .._constants import COUNT_LIKELIHOODS, TARGET_SUM
+from .._constants import TARGET_SUM
 from .._mudata import extract_block, row_normalised
 
 #: Keys of ``evaluate_imputation`` that are scores (the rest are counts of cells/features).
@@ -85,8 +85,11 @@ def to_x_scale(pred: np.ndarray, likelihood: str) -> np.ndarray:
     array([[7.824, 8.923]])
 
     """
+    from ..module import LIKELIHOODS
+
     pred = np.asarray(pred, dtype=np.float64)
-    if likelihood not in COUNT_LIKELIHOODS:
+    head = LIKELIHOODS.get(likelihood)
+    if head is None or not head.is_count:
         return pred
     total = pred.sum(axis=1, keepdims=True)
     return np.log1p(np.divide(pred * TARGET_SUM, total, out=np.zeros_like(pred), where=total > 0))

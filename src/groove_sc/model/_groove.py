@@ -59,6 +59,15 @@ _MODEL_ARGS = tuple(
 )
 
 
+def _written_by_impute(mdata: MuData, mod: str) -> bool:
+    """Whether modality ``mod`` is an output of :func:`groove_sc.tl.impute` (its source's cells)."""
+    record = mdata.mod[mod].uns.get("imputation")
+    if not isinstance(record, dict) or not {"source", "target"} <= set(record):
+        return False
+    source = str(record["source"])
+    return source in mdata.mod and mdata.mod[mod].obs_names.equals(mdata.mod[source].obs_names)
+
+
 #: What to do about a missing ``batch_key`` column.
 BATCH_HINT = "add the batch column to every modality, or pass batch_key=None."
 
@@ -268,11 +277,13 @@ class GROOVE(BaseModelClass):
         setup_method_args = cls._get_setup_method_args(**locals())
         if not isinstance(mdata, MuData):
             raise TypeError(f"setup_mudata needs a MuData, got {type(mdata).__name__}.")
+        imputed = [m for m in mdata.mod if _written_by_impute(mdata, m)]
         if modalities is None:  # every measured modality; tl.impute's outputs share their cells
-            modalities = [m for m, a in mdata.mod.items() if "imputation" not in a.uns]
+            modalities = [m for m in mdata.mod if m not in imputed]
         modalities = list(modalities)
         if len(modalities) < 2:
-            raise ValueError(f"GROOVE needs at least two modalities, got {modalities}.")
+            left_out = f" (left out as tl.impute's outputs: {imputed})" if imputed else ""
+            raise ValueError(f"GROOVE needs at least two modalities, got {modalities}{left_out}.")
         check_modalities(mdata, modalities, "GROOVE.setup_mudata")
         layers = dict(layers or {})
         extra = set(layers) - set(modalities)
@@ -413,7 +424,13 @@ class GROOVE(BaseModelClass):
             b = encode_labels(obs_column(mdata, m, bkey, "batch_key", BATCH_HINT), mapping)
             if (b < 0).any():
                 col = adata.obs[bkey]
-                unseen = sorted({str(v) for v in col[b < 0].dropna().unique()})
+                missing = int(col.isna().sum())
+                if missing:
+                    raise ValueError(
+                        f"obs['{bkey}'] of modality '{m}' has {missing} cells without a batch; "
+                        f"give each a batch the model knows ({[str(v) for v in mapping][:10]})."
+                    )
+                unseen = sorted({str(v) for v in col[b < 0].unique()})
                 raise ValueError(
                     f"obs['{bkey}'] of modality '{m}' has batches unseen in training "
                     f"({unseen[:10]}{' ...' if len(unseen) > 10 else ''}; the model knows "

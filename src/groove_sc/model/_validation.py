@@ -99,6 +99,9 @@ def _warn_if_counts_are_left_out(adata, mod: str, guessed: str, layer: str | Non
     counts = adata.layers.get(COUNTS_LAYER) if layer is None else None
     if guessed != "normal" or counts is None or not is_counts(counts):
         return
+    # CLR protein (pp.prepare, the loaders) has negative values: 'normal' on .X is right there
+    if not _all_chunks(stored_values(adata.X, limit=None), lambda c: c >= 0):
+        return
     warnings.warn(
         f"Modality '{mod}' is modelled as 'normal' on .X although layers['{COUNTS_LAYER}'] "
         f"holds raw counts. Pass layers={{'{mod}': '{COUNTS_LAYER}'}} to model the counts "

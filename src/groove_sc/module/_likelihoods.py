@@ -34,6 +34,8 @@ class LikelihoodHead(nn.Module):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if "is_count" in cls.__dict__ and "kind" not in cls.__dict__:  # set the older way
+            cls.kind = "count" if cls.is_count else cls.kind
         cls.is_count = cls.kind == "count"
 
     def __init__(self, n_hidden: int, n_output: int):

@@ -137,11 +137,17 @@ def impute(
     coupling = _coupling_block(mdata, coupling_key, source, target)
     projected, empty = barycentric_projection(coupling, values)
     if empty.any():
+        record = mdata.uns.get(coupling_key, {}).get("unmatched", {})
+        reason = record.get("reason") if isinstance(record, dict) else None
+        advice = (
+            f"tl.align could not couple them: {reason}."
+            if reason
+            else "Align with unmatched='couple' (tl.align's default) to couple them too."
+        )
         warnings.warn(
             f"{int(empty.sum())} of {src.n_obs} '{source}' cells have no mass in "
             f"obsp['{coupling_key}'] (e.g. unlabeled or in groups absent from '{target}'); "
-            "their imputed rows are NaN. Align with unmatched='couple' (tl.align's default) "
-            "to couple them too.",
+            f"their imputed rows are NaN. {advice}",
             UserWarning,
             stacklevel=2,
         )

@@ -104,7 +104,7 @@ def solve_coot(
         S0 = 0.0
         for ch in blocks.chunks:
             S0 = _feature_total(S0, ch, blocks.product_statistic(ch, ch.X, ch.Y), ops)
-        eps_rel = relative_epsilon(problem)
+        eps_rel = relative_epsilon(problem, DEFAULT_EPSILON)
         eps_f_rel = DEFAULT_EPSILON_FEATURE if epsilon_feature is None else float(epsilon_feature)
         if not eps_f_rel > 0:
             raise ValueError(f"epsilon_feature must be positive, got {epsilon_feature!r}.")

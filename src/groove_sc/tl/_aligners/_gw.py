@@ -200,7 +200,7 @@ def solve_gw(
         scale = blocks.cost_scale(
             [_cost(ch, s, alpha, fscale, ops) for ch, s in zip(blocks.chunks, init)]
         )
-        eps_rel = relative_epsilon(problem)
+        eps_rel = relative_epsilon(problem, DEFAULT_EPSILON)
         eps = eps_rel * (scale or 1.0)
         inner_solve = {"tol": inner_opts.inner_tol, "max_iter": inner_opts.inner_max_iter}
 

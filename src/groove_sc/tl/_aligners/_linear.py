@@ -91,7 +91,9 @@ def _solve_linear(
     """
     if solver.solver not in ("batched", "pot"):
         raise ValueError(f"solver must be 'batched' or 'pot', got {solver.solver!r}.")
-    eps_rel = relative_epsilon(problem)
+    eps_rel = relative_epsilon(
+        problem, LEOT_DEFAULT_EPSILON if epsilon_scale == "mean" else DEFAULT_EPSILON
+    )
     streaming = solver.solver == "batched"
     blocks = Blocks(problem, layout, *masses, streaming=streaming, **asdict(storage))
     tol, max_iter = sinkhorn.tol, sinkhorn.max_iter

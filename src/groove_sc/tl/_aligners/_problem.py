@@ -338,17 +338,19 @@ def build_problem(
     return problem, dropped
 
 
-def relative_epsilon(problem: AlignProblem) -> float:
+def relative_epsilon(problem: AlignProblem, fallback: float) -> float:
     """The relative epsilon of a problem: its own, else its method's registered default.
 
     The default is the ``default_epsilon`` of ``problem.method`` in the aligner registry, the
-    value ``epsilon="auto"`` scales its candidates from, so the two cannot drift apart.
+    value ``epsilon="auto"`` scales its candidates from, so the two cannot drift apart;
+    ``fallback`` (the solver's own default) serves an aligner registered without one, e.g. a
+    user's wrapper around a built-in solver.
 
     Examples
     --------
     >>> problem, _ = build_problem(mdata, "rna", "prot", "leot", "X_true_shared",
     ...                            "perturbation", None, "cpu", None, "float32")
-    >>> relative_epsilon(problem) == gs.tl.ALIGNERS["leot"].default_epsilon
+    >>> relative_epsilon(problem, 0.05) == gs.tl.ALIGNERS["leot"].default_epsilon
     True
 
     """
@@ -357,12 +359,7 @@ def relative_epsilon(problem: AlignProblem) -> float:
     eps = problem.epsilon
     if eps is None:
         spec = ALIGNERS.get(problem.method)
-        eps = None if spec is None else spec.default_epsilon
-        if eps is None:
-            raise ValueError(
-                f"Method {problem.method!r} has no registered default epsilon; pass epsilon= "
-                "or register the aligner with default_epsilon=."
-            )
+        eps = fallback if spec is None or spec.default_epsilon is None else spec.default_epsilon
     if not np.isfinite(eps) or eps <= 0:
         raise ValueError(f"epsilon must be a positive number, got {eps!r}.")
     return float(eps)
