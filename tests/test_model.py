@@ -308,7 +308,7 @@ def test_registered_count_likelihood_gets_a_library_size(monkeypatch):
     assert float(model.module.library_log_means[model.module.modalities.index("prot")]) == 0.0
 
 
-def test_query_with_an_unseen_batch_names_it():
+def test_query_with_an_unseen_or_missing_batch_names_it():
     mdata = make_toy(seed=4)
     for m in ("rna", "prot"):
         mdata[m].obs["batch"] = pd.Categorical(["b0", "b1"] * (mdata[m].n_obs // 2))
@@ -319,6 +319,9 @@ def test_query_with_an_unseen_batch_names_it():
     for m in ("rna", "prot"):
         query[m].obs["batch"] = pd.Categorical(["b0", "b7"] * (query[m].n_obs // 2))
     with pytest.raises(ValueError, match=r"unseen in training \(\['b7'\].*\['b0', 'b1'\]\)"):
+        model.get_latent_representation(query, modality="rna")
+    query["rna"].obs["batch"] = pd.Categorical([None, "b0"] * (query["rna"].n_obs // 2))
+    with pytest.raises(ValueError, match=r"has \d+ cells without a batch.*\['b0', 'b1'\]"):
         model.get_latent_representation(query, modality="rna")
     del query["rna"].obs["batch"]
     with pytest.raises(KeyError, match=r"batch_key='batch' is not a column.*pass batch_key=None"):
@@ -374,17 +377,3 @@ def test_setup_leaves_out_only_what_tl_impute_wrote_and_the_clr_protein_is_quiet
             mdata, perturbation_key="perturbation", modalities=["rna", "prot"],
             layers={"rna": "counts"}, likelihoods={"rna": "nb"},
         )  # fmt: skip
-
-
-def test_query_cells_without_a_batch_are_named():
-    mdata = make_toy(seed=4)
-    for m in ("rna", "prot"):
-        mdata[m].obs["batch"] = pd.Categorical(["b0", "b1"] * (mdata[m].n_obs // 2))
-    GROOVE.setup_mudata(mdata, batch_key="batch", **SETUP)
-    model = GROOVE(mdata, n_latent=4, n_hidden=16)
-    model.train(max_epochs=1, **QUIET)
-    query = make_toy(seed=5)
-    for m in ("rna", "prot"):
-        query[m].obs["batch"] = pd.Categorical([None, "b0"] * (query[m].n_obs // 2))
-    with pytest.raises(ValueError, match=r"has \d+ cells without a batch.*\['b0', 'b1'\]"):
-        model.get_latent_representation(query, modality="rna")
