@@ -166,6 +166,8 @@ def fit_groove(  # noqa: D417 (parameters from LEARNER_DOCS)
     ({'rna': 'nb', 'prot': 'normal'}, 4)
 
     """
+    import scvi
+
     from ..model import GROOVE
 
     if groupby is None:
@@ -181,6 +183,9 @@ def fit_groove(  # noqa: D417 (parameters from LEARNER_DOCS)
         likelihoods=likelihoods,
     )
     with quiet_training():
+        # the weights' initialisation draws from the global generators: seed them too, so that
+        # the learner's ``seed`` fixes the fit also when it is called outside the benchmark
+        scvi.settings.seed = seed
         model = GROOVE(
             mdata,
             n_latent=n_latent,
